@@ -1,0 +1,42 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both install what they need first.
+VENV   ?= .venv
+PYTHON ?= python3
+PY      = $(VENV)/bin/python
+STAMP   = $(VENV)/.installed
+
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+
+.PHONY: install check lint format test demo bench emulator cassettes clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet -e . --group dev
+	touch $(STAMP)
+
+check: install
+	$(VENV)/bin/ruff check langchain_ailib_resilience tests benchmarks
+	$(VENV)/bin/ruff format --check langchain_ailib_resilience tests benchmarks
+	$(VENV)/bin/mypy
+
+format: install
+	$(VENV)/bin/ruff check --fix langchain_ailib_resilience tests benchmarks
+	$(VENV)/bin/ruff format langchain_ailib_resilience tests benchmarks
+
+test: install check
+	$(VENV)/bin/pytest
+
+demo: install
+	$(VENV)/bin/ailib-resilience demo
+
+emulator: install
+	$(VENV)/bin/ailib-resilience emulator
+
+bench: install
+	$(PY) -m pip install --quiet -e . --group bench
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
