@@ -1,0 +1,1 @@
+"""Benchmarks against peers; run with `make bench`."""

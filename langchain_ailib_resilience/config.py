@@ -1,0 +1,315 @@
+"""Validated, immutable configuration (pydantic v2), from arguments or ``AI_LIB_*`` environment variables.
+
+Precedence everywhere: explicit argument > environment variable > built-in default. Bad values fail at
+construction with a message naming the field or the variable.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+JitterMode = Literal["none", "full", "equal", "decorrelated"]
+LongRetryAfter = Literal["fallback", "cap"]
+BreakerMode = Literal["consecutive", "failure_rate"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names the field or environment variable."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
+
+
+class RetryBudgetConfig(_Frozen):
+    """Caps retries to a share of requests over a window, so retries cannot amplify an outage (Envoy, Finagle).
+
+    Over any ``window_seconds``, retries ≤ ``min_retries_per_second`` × window + ``ratio`` × requests.
+    """
+
+    ratio: float = Field(0.2, ge=0.0, le=10.0, description="retries allowed per request")
+    min_retries_per_second: float = Field(1.0, ge=0.0, description="floor, so low traffic can still retry")
+    window_seconds: float = Field(10.0, gt=0.0)
+
+
+class RetryConfig(_Frozen):
+    """Retry with exponential backoff and jitter, honouring Retry-After up to a cap.
+
+    Every delay lies in [``initial_delay``, ``max_delay``] (the AI-Protocol's res-001/res-004 window);
+    ``jitter`` spreads retries: ``decorrelated`` (default, AWS formula), ``full``, ``equal`` or ``none``.
+    A provider's Retry-After above ``max_retry_after`` is not slept: with ``on_long_retry_after="fallback"``
+    the call gives up on that target (falling back where it can); ``"cap"`` sleeps ``max_retry_after``.
+    """
+
+    max_retries: int = Field(3, ge=0, le=100)
+    initial_delay: float = Field(1.0, ge=0.0)
+    max_delay: float = Field(30.0, gt=0.0)
+    backoff_multiplier: float = Field(2.0, ge=1.0)
+    jitter: JitterMode = "decorrelated"
+    respect_retry_after: bool = True
+    max_retry_after: float = Field(60.0, ge=0.0)
+    on_long_retry_after: LongRetryAfter = "fallback"
+    budget: RetryBudgetConfig | None = Field(default_factory=RetryBudgetConfig)
+
+    @model_validator(mode="after")
+    def _delays_ordered(self) -> Self:
+        if self.max_delay < self.initial_delay:
+            raise ValueError(f"max_delay ({self.max_delay}) must be >= initial_delay ({self.initial_delay})")
+        return self
+
+
+class RateLimiterConfig(_Frozen):
+    """A token bucket per target: ``requests_per_second`` refill, ``burst_size`` capacity.
+
+    ``requests_per_second=None`` (the default) means no local limit. ``max_wait`` bounds how long a caller
+    queues for a token: a longer wait is rejected at once with ``RateLimitExceededError`` (retry_after set),
+    which sends the call to the next target.
+    """
+
+    requests_per_second: float | None = Field(None, gt=0.0)
+    burst_size: int | None = Field(None, ge=1)
+    max_wait: float | None = Field(30.0, ge=0.0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.requests_per_second is not None
+
+    @property
+    def effective_burst(self) -> int:
+        """``burst_size``, or one second's worth of requests (at least 1)."""
+        if self.burst_size is not None:
+            return self.burst_size
+        return max(1, math.ceil(self.requests_per_second or 1.0))
+
+    @classmethod
+    def per_minute(cls, requests_per_minute: float, **kwargs: Any) -> RateLimiterConfig:
+        """Build from a per-minute limit, as providers state them."""
+        if requests_per_minute <= 0 or not math.isfinite(requests_per_minute):
+            raise ConfigError(f"requests_per_minute must be a positive number, got {requests_per_minute!r}")
+        return cls(requests_per_second=requests_per_minute / 60.0, **kwargs)
+
+
+class CircuitBreakerConfig(_Frozen):
+    """A circuit breaker per target.
+
+    ``mode="consecutive"`` opens after ``failure_threshold`` consecutive provider failures; ``"failure_rate"``
+    opens when, over the last ``window_seconds`` with at least ``minimum_calls`` calls, the failure share reaches
+    ``failure_rate_threshold``. After ``cooldown_seconds`` it turns half-open and admits at most
+    ``half_open_max_calls`` concurrent probes; ``success_threshold`` successes close it, a failure reopens it with
+    the cooldown multiplied by ``cooldown_multiplier`` (capped at ``max_cooldown_seconds``).
+    """
+
+    enabled: bool = True
+    failure_threshold: int = Field(5, ge=1)
+    cooldown_seconds: float = Field(30.0, gt=0.0)
+    half_open_max_calls: int = Field(1, ge=1)
+    success_threshold: int = Field(1, ge=1)
+    mode: BreakerMode = "consecutive"
+    failure_rate_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    window_seconds: float = Field(60.0, gt=0.0)
+    minimum_calls: int = Field(10, ge=1)
+    cooldown_multiplier: float = Field(1.0, ge=1.0)
+    max_cooldown_seconds: float = Field(300.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _cooldown_cap(self) -> Self:
+        if self.max_cooldown_seconds < self.cooldown_seconds:
+            raise ValueError(
+                f"max_cooldown_seconds ({self.max_cooldown_seconds}) must be >= "
+                f"cooldown_seconds ({self.cooldown_seconds})"
+            )
+        return self
+
+
+class BackpressureConfig(_Frozen):
+    """An in-flight limit per target: at most ``max_inflight`` calls at once.
+
+    Further callers queue (at most ``max_queue`` of them, for at most ``max_wait`` seconds); past either bound
+    they are rejected at once with ``BackpressureError``.
+    """
+
+    max_inflight: int | None = Field(50, ge=1)
+    max_wait: float | None = Field(30.0, ge=0.0)
+    max_queue: int | None = Field(1000, ge=0)
+
+    @property
+    def enabled(self) -> bool:
+        return self.max_inflight is not None
+
+
+class ResilientConfig(_Frozen):
+    """Everything the executor needs: the four policies plus deadlines and where state lives.
+
+    ``attempt_timeout`` bounds one attempt; ``total_timeout`` bounds the whole call, retries and fallbacks
+    included (no sleep is started that would overrun it). ``state_url`` (``redis://...``) shares limiter state
+    across processes. ``share_state=True`` makes every user of the same target in this process share one breaker
+    and limiter.
+    """
+
+    retry: RetryConfig = Field(default_factory=RetryConfig)
+    rate_limiter: RateLimiterConfig = Field(default_factory=RateLimiterConfig)
+    circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
+    backpressure: BackpressureConfig = Field(default_factory=BackpressureConfig)
+    attempt_timeout: float | None = Field(None, gt=0.0)
+    total_timeout: float | None = Field(None, gt=0.0)
+    state_url: str | None = None
+    share_breaker_state: bool = False
+    share_state: bool = True
+
+    @model_validator(mode="after")
+    def _timeouts_ordered(self) -> Self:
+        if (
+            self.attempt_timeout is not None
+            and self.total_timeout is not None
+            and self.attempt_timeout > self.total_timeout
+        ):
+            raise ValueError(
+                f"attempt_timeout ({self.attempt_timeout}) must be <= total_timeout ({self.total_timeout})"
+            )
+        return self
+
+    @field_validator("state_url")
+    @classmethod
+    def _state_url_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
+            raise ValueError(f"state_url must start with redis://, rediss://, unix:// or memory://, got {value!r}")
+        return value
+
+    # --- presets ------------------------------------------------------------------------------------------
+
+    @classmethod
+    def interactive(cls, **overrides: Any) -> ResilientConfig:
+        """For a user waiting on the answer: two quick retries, fail over fast, 30 s overall."""
+        base: dict[str, Any] = {
+            "retry": RetryConfig(max_retries=2, initial_delay=0.5, max_delay=4.0, max_retry_after=10.0),
+            "circuit_breaker": CircuitBreakerConfig(failure_threshold=3, cooldown_seconds=15.0),
+            "attempt_timeout": 20.0,
+            "total_timeout": 30.0,
+        }
+        return cls(**(base | overrides))
+
+    @classmethod
+    def batch(cls, **overrides: Any) -> ResilientConfig:
+        """For background jobs: patient retries that sit out long Retry-After waits."""
+        base: dict[str, Any] = {
+            "retry": RetryConfig(
+                max_retries=8,
+                initial_delay=2.0,
+                max_delay=120.0,
+                max_retry_after=300.0,
+                on_long_retry_after="cap",
+            ),
+            "rate_limiter": RateLimiterConfig(max_wait=600.0),
+            "backpressure": BackpressureConfig(max_wait=600.0, max_queue=None),
+            "circuit_breaker": CircuitBreakerConfig(failure_threshold=10, cooldown_seconds=60.0),
+        }
+        return cls(**(base | overrides))
+
+    @classmethod
+    def no_retry(cls, **overrides: Any) -> ResilientConfig:
+        """Limits and breaker only; every error surfaces (or falls back) at once."""
+        return cls(**({"retry": RetryConfig(max_retries=0)} | overrides))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> ResilientConfig:
+        """Build from ``AI_LIB_*`` variables; keyword ``overrides`` (whole sections or fields) win.
+
+        Variables: ``AI_LIB_RPS``, ``AI_LIB_RPM``, ``AI_LIB_BURST``, ``AI_LIB_RATE_MAX_WAIT``,
+        ``AI_LIB_BREAKER_FAILURE_THRESHOLD``, ``AI_LIB_BREAKER_COOLDOWN_SECS``, ``AI_LIB_MAX_INFLIGHT``,
+        ``AI_LIB_MAX_RETRIES``, ``AI_LIB_ATTEMPT_TIMEOUT``, ``AI_LIB_TOTAL_TIMEOUT``, ``AI_LIB_STATE_URL``.
+        """
+        return build_config(cls, os.environ if env is None else env, overrides)
+
+
+def _env_number(env: Mapping[str, str], name: str, kind: Callable[[str], float]) -> float | None:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return None
+    try:
+        value = kind(raw.strip())
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise ConfigError(f"environment variable {name}={raw!r} is not {expected}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise ConfigError(f"environment variable {name}={raw!r} must be a positive, finite number")
+    return value
+
+
+# (variable, section, field, parser)
+ENV_VARIABLES: tuple[tuple[str, str, str, Callable[[str], float]], ...] = (
+    ("AI_LIB_RPS", "rate_limiter", "requests_per_second", float),
+    ("AI_LIB_BURST", "rate_limiter", "burst_size", int),
+    ("AI_LIB_RATE_MAX_WAIT", "rate_limiter", "max_wait", float),
+    ("AI_LIB_BREAKER_FAILURE_THRESHOLD", "circuit_breaker", "failure_threshold", int),
+    ("AI_LIB_BREAKER_COOLDOWN_SECS", "circuit_breaker", "cooldown_seconds", float),
+    ("AI_LIB_MAX_INFLIGHT", "backpressure", "max_inflight", int),
+    ("AI_LIB_MAX_RETRIES", "retry", "max_retries", int),
+    ("AI_LIB_ATTEMPT_TIMEOUT", "", "attempt_timeout", float),
+    ("AI_LIB_TOTAL_TIMEOUT", "", "total_timeout", float),
+)
+
+
+def build_config(cls: type[ResilientConfig], env: Mapping[str, str], overrides: Mapping[str, Any]) -> ResilientConfig:
+    sections: dict[str, dict[str, Any]] = {
+        "retry": {},
+        "rate_limiter": {},
+        "circuit_breaker": {},
+        "backpressure": {},
+    }
+    top: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+    for variable, section, field, parse in ENV_VARIABLES:
+        if variable == "AI_LIB_MAX_RETRIES":
+            raw = env.get(variable, "").strip()
+            if raw == "0":  # zero retries is meaningful, unlike zero for the others
+                sections["retry"]["max_retries"] = 0
+                continue
+        value = _env_number(env, variable, parse)
+        if value is None:
+            continue
+        (sections[section] if section else top)[field] = value
+        origin[f"{section}.{field}" if section else field] = variable
+    rpm = _env_number(env, "AI_LIB_RPM", float)
+    if rpm is not None:
+        if "requests_per_second" in sections["rate_limiter"]:
+            raise ConfigError("set only one of AI_LIB_RPS and AI_LIB_RPM")
+        sections["rate_limiter"]["requests_per_second"] = rpm / 60.0
+        origin["rate_limiter.requests_per_second"] = "AI_LIB_RPM"
+    state_url = env.get("AI_LIB_STATE_URL", "").strip()
+    if state_url:
+        top["state_url"] = state_url
+        origin["state_url"] = "AI_LIB_STATE_URL"
+
+    data: dict[str, Any] = dict(top)
+    for section, values in sections.items():
+        if section in overrides or not values:
+            continue
+        model_cls = ResilientConfig.model_fields[section].annotation
+        assert isinstance(model_cls, type)
+        assert issubclass(model_cls, BaseModel)
+        try:
+            data[section] = model_cls(**values)
+        except ValidationError as exc:
+            raise ConfigError(_explain(exc, origin, section)) from None
+    data.update(overrides)
+    try:
+        return cls(**data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, origin, "")) from None
+
+
+def _explain(exc: ValidationError, origin: Mapping[str, str], section: str) -> str:
+    lines = []
+    for error in exc.errors():
+        loc = ".".join(str(part) for part in ((section,) if section else ()) + tuple(error["loc"]))
+        variable = origin.get(loc)
+        where = f"{loc} (from environment variable {variable})" if variable else loc
+        lines.append(f"{where}: {error['msg']}")
+    return "invalid resilience configuration: " + "; ".join(lines)

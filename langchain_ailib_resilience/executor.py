@@ -1,0 +1,485 @@
+"""ResilientExecutor: retry, rate limit, circuit breaker, in-flight limit and fallback around any call.
+
+Per call: total deadline → for each target in order → [preflight: breaker admission, rate token, in-flight
+permit] → attempt under the attempt timeout → record the outcome → retry with backoff (Retry-After aware,
+capped, deadline aware) or fall back. One decision path (``_Run``) serves async and sync calls and the first chunk
+of streams; every permit is released in ``finally``. Cancellation (``CancelledError``, ``KeyboardInterrupt``,
+``GeneratorExit``) is never retried, never counted against a provider and never swallowed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from .clock import SYSTEM_CLOCK, Clock
+from .config import ResilientConfig
+from .errors.classify import classify_error
+from .errors.exceptions import AttemptRecord, DeadlineExceededError, ProviderTimeoutError, ResilienceError
+from .events import EventKind, EventListener, ResilienceEvent, emit
+from .policies import retry as retry_policy
+from .policies.circuit_breaker import CircuitState
+from .preflight import PreflightChecker, Ticket
+from .registry import DEFAULT_REGISTRY, Registry, TargetState
+from .signals import SignalsSnapshot
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptContext:
+    """Handed to each attempt: which target, which attempt (1-based), which candidate, and the time it has."""
+
+    target: str
+    attempt: int
+    index: int
+    timeout: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate(Generic[T]):
+    """A target and how to call it. ``fn(ctx)`` returns an awaitable, a value, or a (async) iterator, by mode."""
+
+    target: str
+    fn: Callable[[AttemptContext], Any]
+    provider: str | None = None
+    model: str | None = None
+
+
+class _Run:
+    """The decisions of one call, shared by every loop flavour."""
+
+    __slots__ = ("deadline", "executor", "history", "last_error", "listeners", "n_candidates")
+
+    def __init__(self, executor: ResilientExecutor, n_candidates: int, listeners: Sequence[EventListener]) -> None:
+        self.executor = executor
+        total = executor.config.total_timeout
+        self.deadline = None if total is None else executor.clock.now() + total
+        self.history: list[AttemptRecord] = []
+        self.last_error: ResilienceError | None = None
+        self.n_candidates = n_candidates
+        self.listeners = (*executor.listeners, *listeners) if listeners else executor.listeners
+
+    def event(self, event: ResilienceEvent) -> None:
+        if self.listeners:
+            emit(self.listeners, event)
+
+    def attempt_timeout(self) -> tuple[float | None, bool]:
+        """The attempt's timeout and whether it is the total deadline (not the attempt timeout) that bounds it."""
+        per_attempt = self.executor.config.attempt_timeout
+        if self.deadline is None:
+            return per_attempt, False
+        left = self.deadline - self.executor.clock.now()
+        if per_attempt is None or left < per_attempt:
+            return max(left, 0.0), True
+        return per_attempt, False
+
+    def context(self, candidate: Candidate[Any], attempt: int, index: int) -> tuple[AttemptContext, bool]:
+        timeout, by_deadline = self.attempt_timeout()
+        return AttemptContext(candidate.target, attempt, index, timeout), by_deadline
+
+    def rejected(self, candidate: Candidate[Any], attempt: int, error: ResilienceError) -> None:
+        """Preflight refused (open circuit, rate wait too long, in-flight full, deadline): no request was sent."""
+        self._remember(candidate, attempt, error)
+        self.event(ResilienceEvent("rejected", candidate.target, attempt, error.code, error.retry_after, error))
+
+    def failed(
+        self,
+        candidate: Candidate[Any],
+        ticket: Ticket,
+        attempt: int,
+        exc: Exception,
+        by_deadline: bool,
+        previous_delay: float | None,
+    ) -> retry_policy.RetryDecision:
+        """Normalise the failure, settle the ticket, and decide whether to retry the same target."""
+        clock = self.executor.clock
+        if isinstance(exc, TimeoutError) and not isinstance(exc, ResilienceError):
+            if by_deadline and self.deadline is not None and clock.now() >= self.deadline:
+                error: ResilienceError = DeadlineExceededError(
+                    f"total timeout of {self.executor.config.total_timeout}s ran out during an attempt",
+                    provider=candidate.provider,
+                    model=candidate.model,
+                )
+                error.__cause__ = exc
+            else:
+                error = classify_error(exc, provider=candidate.provider, model=candidate.model)
+                if not isinstance(error, ProviderTimeoutError):
+                    error = ProviderTimeoutError(str(exc) or "attempt timed out", provider=candidate.provider)
+                    error.__cause__ = exc
+        else:
+            error = classify_error(exc, provider=candidate.provider, model=candidate.model)
+        state = ticket.state
+        before = state.breaker.generation
+        if isinstance(error, DeadlineExceededError) or error.local:
+            ticket.release()  # a nested gate's rejection or our deadline says nothing about this provider
+        else:
+            ticket.failure(error.code)
+        self._state_change(state, before)
+        self._remember(candidate, attempt, error)
+        budget = state.budget
+        decision = retry_policy.decide(
+            state.config.retry,
+            error,
+            attempt,
+            now=clock.now(),
+            deadline=self.deadline,
+            previous_delay=previous_delay,
+            budget=budget,
+        )
+        kind: EventKind = "retry" if decision.retry else "give_up"
+        self.event(
+            ResilienceEvent(
+                kind,
+                candidate.target,
+                attempt,
+                error.code,
+                decision.delay,
+                error,
+                {"reason": decision.reason},
+            )
+        )
+        return decision
+
+    def succeeded(self, ticket: Ticket) -> None:
+        before = ticket.state.breaker.generation
+        ticket.success()
+        if ticket.state.breaker.generation != before:
+            self._state_change(ticket.state, before)
+
+    def _state_change(self, state: TargetState, before: int) -> None:
+        if state.breaker.generation != before:
+            self.event(ResilienceEvent("state_change", state.target, detail={"to_state": state.breaker.state.value}))
+
+    def _remember(self, candidate: Candidate[Any], attempt: int, error: ResilienceError) -> None:
+        self.history.append(AttemptRecord(candidate.target, attempt, error.code, error.message, error.local))
+        self.last_error = error
+
+    def may_fall_back(self, index: int, candidates: Sequence[Candidate[Any]]) -> bool:
+        error = self.last_error
+        if error is None or index + 1 >= self.n_candidates or isinstance(error, DeadlineExceededError):
+            return False
+        if self.deadline is not None and self.executor.clock.now() >= self.deadline:
+            return False
+        if not error.fallbackable:
+            return False
+        detail = {"from_index": index, "to_index": index + 1, "next_target": candidates[index + 1].target}
+        self.event(ResilienceEvent("fallback", candidates[index].target, 0, error.code, None, error, detail))
+        return True
+
+    def final_error(self) -> ResilienceError:
+        error = self.last_error
+        assert error is not None
+        error.attempts = list(self.history)
+        return error
+
+
+class ResilientExecutor:
+    """Run calls with retry, rate limiting, circuit breaking, an in-flight limit and fallback.
+
+    Example::
+
+        executor = ResilientExecutor(ResilientConfig(retry=RetryConfig(max_retries=2)))
+        result = await executor.execute(call_model, prompt, target="openai/gpt-4o")
+        result = executor.execute_sync(call_model_sync, prompt, target="openai/gpt-4o")
+        result = await executor.execute_chain([("openai/gpt-4o", call_a), ("anthropic/claude", call_b)])
+
+    State (breaker, limiter, in-flight permits, retry budget) lives per target in ``registry`` (the process-wide
+    one by default), so every executor naming the same target shares it. ``clock`` drives every wait.
+    """
+
+    def __init__(
+        self,
+        config: ResilientConfig | None = None,
+        *,
+        registry: Registry | None = None,
+        clock: Clock | None = None,
+        listeners: Sequence[EventListener] = (),
+    ) -> None:
+        self.config = config if config is not None else ResilientConfig.from_env()
+        if registry is None:
+            registry = DEFAULT_REGISTRY if self.config.share_state else Registry()
+        self.registry = registry
+        self.clock: Clock = clock or SYSTEM_CLOCK
+        self.preflight = PreflightChecker(self.config, registry=registry, clock=self.clock)
+        self.listeners: tuple[EventListener, ...] = tuple(listeners)
+        self._states: dict[str, TargetState] = {}
+
+    def add_listener(self, listener: EventListener) -> None:
+        """Receive every ``ResilienceEvent`` of every call through this executor."""
+        self.listeners = (*self.listeners, listener)
+
+    def state(self, target: str) -> TargetState:
+        state = self._states.get(target)
+        if state is None:
+            state = self._states[target] = self.registry.get(target, self.config, self.clock)
+        return state
+
+    # --- async calls --------------------------------------------------------------------------------------
+
+    async def execute(
+        self, fn: Callable[..., Awaitable[T]], /, *args: Any, target: str = "default", **kwargs: Any
+    ) -> T:
+        """``await fn(*args, **kwargs)`` with the full policy stack for ``target``."""
+        return await self.run([Candidate(target, lambda _ctx: fn(*args, **kwargs))])
+
+    async def execute_chain(self, targets: Sequence[tuple[str, Callable[[], Awaitable[T]]]]) -> T:
+        """Try ``(target, fn)`` pairs in order, falling back on fallbackable errors."""
+        return await self.run([Candidate(name, _ignore_ctx(fn)) for name, fn in targets])
+
+    async def run(self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener] = ()) -> T:
+        """The async loop: each candidate's ``fn(ctx)`` returns an awaitable."""
+        if not candidates:
+            raise ValueError("run() needs at least one candidate target")
+        run = _Run(self, len(candidates), listeners)
+        clock = self.clock
+        for index, candidate in enumerate(candidates):
+            state = self.state(candidate.target)
+            if state.budget is not None:
+                state.budget.record_request()
+            attempt, previous_delay = 0, None
+            while True:
+                attempt += 1
+                try:
+                    ticket = await self.preflight.acheck(state, deadline=run.deadline)
+                except ResilienceError as error:
+                    run.rejected(candidate, attempt, error)
+                    break
+                ctx, by_deadline = run.context(candidate, attempt, index)
+                try:
+                    result: T = await clock.run_with_timeout(candidate.fn(ctx), ctx.timeout)
+                except Exception as exc:
+                    decision = run.failed(candidate, ticket, attempt, exc, by_deadline, previous_delay)
+                    if not decision.retry:
+                        break
+                    await clock.asleep(decision.delay)
+                    previous_delay = decision.delay
+                    continue
+                except BaseException:
+                    ticket.release()
+                    raise
+                run.succeeded(ticket)
+                return result
+            if not run.may_fall_back(index, candidates):
+                break
+        raise run.final_error()
+
+    # --- sync calls ---------------------------------------------------------------------------------------
+
+    def execute_sync(self, fn: Callable[..., T], /, *args: Any, target: str = "default", **kwargs: Any) -> T:
+        """``fn(*args, **kwargs)`` with the full policy stack for ``target``, blocking.
+
+        A running sync call cannot be interrupted in Python: ``attempt_timeout`` reaches it as ``ctx.timeout``
+        for the client's own timeout (the integrations pass it on); deadlines still bound every wait.
+        """
+        return self.run_sync([Candidate(target, lambda _ctx: fn(*args, **kwargs))])
+
+    def execute_chain_sync(self, targets: Sequence[tuple[str, Callable[[], T]]]) -> T:
+        return self.run_sync([Candidate(name, _ignore_ctx(fn)) for name, fn in targets])
+
+    def run_sync(self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener] = ()) -> T:
+        """The sync loop: each candidate's ``fn(ctx)`` returns the result."""
+        if not candidates:
+            raise ValueError("run_sync() needs at least one candidate target")
+        run = _Run(self, len(candidates), listeners)
+        for index, candidate in enumerate(candidates):
+            state = self.state(candidate.target)
+            if state.budget is not None:
+                state.budget.record_request()
+            attempt, previous_delay = 0, None
+            while True:
+                attempt += 1
+                try:
+                    ticket = self.preflight.check(state, deadline=run.deadline)
+                except ResilienceError as error:
+                    run.rejected(candidate, attempt, error)
+                    break
+                ctx, by_deadline = run.context(candidate, attempt, index)
+                try:
+                    result: T = candidate.fn(ctx)
+                except Exception as exc:
+                    decision = run.failed(candidate, ticket, attempt, exc, by_deadline, previous_delay)
+                    if not decision.retry:
+                        break
+                    self.clock.sleep(decision.delay)
+                    previous_delay = decision.delay
+                    continue
+                except BaseException:
+                    ticket.release()
+                    raise
+                run.succeeded(ticket)
+                return result
+            if not run.may_fall_back(index, candidates):
+                break
+        raise run.final_error()
+
+    # --- streams ------------------------------------------------------------------------------------------
+
+    async def astream(
+        self, candidates: Sequence[Candidate[AsyncIterator[T]]], listeners: Sequence[EventListener] = ()
+    ) -> AsyncIterator[T]:
+        """Stream from the first candidate that yields a first chunk.
+
+        Retries and fallbacks happen only before the first chunk; after it, an error surfaces normalised. The
+        in-flight permit is held for the stream's life and released when it ends, fails, or is closed early.
+        """
+        if not candidates:
+            raise ValueError("astream() needs at least one candidate target")
+        run = _Run(self, len(candidates), listeners)
+        clock = self.clock
+        opened: tuple[Ticket, AsyncIterator[T], T] | None = None
+        for index, candidate in enumerate(candidates):
+            state = self.state(candidate.target)
+            if state.budget is not None:
+                state.budget.record_request()
+            attempt, previous_delay = 0, None
+            while opened is None:
+                attempt += 1
+                try:
+                    ticket = await self.preflight.acheck(state, deadline=run.deadline)
+                except ResilienceError as error:
+                    run.rejected(candidate, attempt, error)
+                    break
+                ctx, by_deadline = run.context(candidate, attempt, index)
+                stream: AsyncIterator[T] | None = None
+                try:
+                    stream = candidate.fn(ctx)
+                    assert stream is not None
+                    first = await clock.run_with_timeout(stream.__anext__(), ctx.timeout)
+                except StopAsyncIteration:
+                    run.succeeded(ticket)  # an empty stream is an answer, not a failure
+                    return
+                except Exception as exc:
+                    await _aclose(stream)
+                    decision = run.failed(candidate, ticket, attempt, exc, by_deadline, previous_delay)
+                    if not decision.retry:
+                        break
+                    await clock.asleep(decision.delay)
+                    previous_delay = decision.delay
+                    continue
+                except BaseException:
+                    ticket.release()
+                    await _aclose(stream)
+                    raise
+                opened = (ticket, stream, first)
+            if opened is not None or not run.may_fall_back(index, candidates):
+                break
+        if opened is None:
+            raise run.final_error()
+        ticket, stream, first = opened
+        try:
+            yield first
+            async for chunk in stream:
+                yield chunk
+        except Exception as exc:
+            surfaced = classify_error(exc)
+            ticket.failure(surfaced.code)
+            raise surfaced from exc
+        except BaseException:
+            ticket.release()
+            raise
+        else:
+            run.succeeded(ticket)
+        finally:
+            ticket.release()
+            await _aclose(stream)
+
+    def stream(
+        self, candidates: Sequence[Candidate[Iterator[T]]], listeners: Sequence[EventListener] = ()
+    ) -> Iterator[T]:
+        """Sync twin of ``astream``."""
+        if not candidates:
+            raise ValueError("stream() needs at least one candidate target")
+        run = _Run(self, len(candidates), listeners)
+        opened: tuple[Ticket, Iterator[T], T] | None = None
+        for index, candidate in enumerate(candidates):
+            state = self.state(candidate.target)
+            if state.budget is not None:
+                state.budget.record_request()
+            attempt, previous_delay = 0, None
+            while opened is None:
+                attempt += 1
+                try:
+                    ticket = self.preflight.check(state, deadline=run.deadline)
+                except ResilienceError as error:
+                    run.rejected(candidate, attempt, error)
+                    break
+                ctx, by_deadline = run.context(candidate, attempt, index)
+                stream: Iterator[T] | None = None
+                try:
+                    stream = iter(candidate.fn(ctx))
+                    first = next(stream)
+                except StopIteration:
+                    run.succeeded(ticket)
+                    return
+                except Exception as exc:
+                    _close(stream)
+                    decision = run.failed(candidate, ticket, attempt, exc, by_deadline, previous_delay)
+                    if not decision.retry:
+                        break
+                    self.clock.sleep(decision.delay)
+                    previous_delay = decision.delay
+                    continue
+                except BaseException:
+                    ticket.release()
+                    _close(stream)
+                    raise
+                opened = (ticket, stream, first)
+            if opened is not None or not run.may_fall_back(index, candidates):
+                break
+        if opened is None:
+            raise run.final_error()
+        ticket, stream, first = opened
+        try:
+            yield first
+            yield from stream
+        except Exception as exc:
+            surfaced = classify_error(exc)
+            ticket.failure(surfaced.code)
+            raise surfaced from exc
+        except BaseException:
+            ticket.release()
+            raise
+        else:
+            run.succeeded(ticket)
+        finally:
+            ticket.release()
+            _close(stream)
+
+    # --- signals ------------------------------------------------------------------------------------------
+
+    def signals_snapshot(self, target: str | None = None) -> SignalsSnapshot:
+        """Signals for ``target`` (default: the first target this executor used) and every target it used."""
+        if not self._states and target is None:
+            raise LookupError("this executor has not called any target yet; pass target=...")
+        names = list(self._states)
+        primary = target or names[0]
+        if primary not in self._states:
+            self.state(primary)
+            names.append(primary)
+        targets = {name: self._states[name].signals() for name in names}
+        return SignalsSnapshot.from_targets(primary, targets, time.time())
+
+
+def _ignore_ctx(fn: Callable[[], T]) -> Callable[[AttemptContext], T]:
+    return lambda _ctx: fn()
+
+
+async def _aclose(stream: Any) -> None:
+    close = getattr(stream, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):  # closing a broken stream must not mask the error being handled
+            await close()
+
+
+def _close(stream: Any) -> None:
+    close = getattr(stream, "close", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            close()
+
+
+__all__ = ["AttemptContext", "Candidate", "CircuitState", "ResilientExecutor"]

@@ -1,0 +1,1 @@
+"""Adapters to LangChain and LiteLLM; thin layers over the executor."""

@@ -1,0 +1,154 @@
+"""The gate before a request: breaker admission, a rate token and an in-flight permit, taken atomically.
+
+``check``/``acheck`` reserve all three or none: if a later step fails (or the caller is cancelled while
+waiting), everything already taken is given back. The returned ``Ticket`` reports the outcome to the breaker
+and frees the in-flight permit exactly once. The executor and the LiteLLM callback both gate through here.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from .clock import Clock
+from .config import ResilientConfig
+from .errors.classify import classify_error
+from .errors.codes import StandardErrorCode
+from .errors.exceptions import DeadlineExceededError
+from .policies.circuit_breaker import BreakerPermit
+from .registry import DEFAULT_REGISTRY, Registry, TargetState
+
+
+class Ticket:
+    """What a passed preflight holds; settle it once with ``success()``, ``failure(...)`` or ``release()``."""
+
+    __slots__ = ("_settled", "permit", "state", "tokens")
+
+    def __init__(self, state: TargetState, permit: BreakerPermit, tokens: float) -> None:
+        self.state = state
+        self.permit = permit
+        self.tokens = tokens
+        self._settled = False
+
+    @property
+    def target(self) -> str:
+        return self.state.target
+
+    @property
+    def settled(self) -> bool:
+        return self._settled
+
+    def _free(self) -> bool:
+        if self._settled:
+            return False
+        self._settled = True
+        if self.state.backpressure is not None:
+            self.state.backpressure.release()
+        return True
+
+    def success(self) -> None:
+        """The provider answered: count a success, free the permit."""
+        if self._free():
+            self.state.breaker.record_success(self.permit)
+
+    def failure(self, error: BaseException | StandardErrorCode | None = None) -> None:
+        """The provider failed: count it if its code indicts the provider; free the permit."""
+        if not self._free():
+            return
+        code = error if isinstance(error, StandardErrorCode) or error is None else classify_error(error).code
+        self.state.breaker.record_failure(self.permit, code)
+
+    def release(self) -> None:
+        """No verdict (cancelled, abandoned, caller error): free the permit and any probe slot."""
+        if self._free():
+            self.state.breaker.release(self.permit)
+
+    def __enter__(self) -> Ticket:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None:
+            self.success()
+        elif isinstance(exc, Exception):
+            self.failure(exc)
+        else:
+            self.release()
+
+
+class PreflightChecker:
+    """Gate requests to a target on its circuit, rate limit and in-flight count, before they are sent.
+
+    Example::
+
+        checker = PreflightChecker(ResilientConfig(rate_limiter=RateLimiterConfig(requests_per_second=5)))
+        with checker.check("openai/gpt-4o") as ticket:   # raises CircuitOpenError, RateLimitExceededError
+            response = send()                           #   or BackpressureError before anything is sent
+    """
+
+    def __init__(
+        self,
+        config: ResilientConfig | None = None,
+        *,
+        registry: Registry | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        from .clock import SYSTEM_CLOCK
+
+        self.config = config if config is not None else ResilientConfig.from_env()
+        self.registry = registry if registry is not None else DEFAULT_REGISTRY
+        self.clock = clock or SYSTEM_CLOCK
+
+    def state(self, target: str) -> TargetState:
+        return self.registry.get(target, self.config, self.clock)
+
+    def _bounds(self, state: TargetState, deadline: float | None) -> tuple[float | None, float | None]:
+        rate_wait = state.config.rate_limiter.max_wait
+        inflight_wait = state.config.backpressure.max_wait
+        if deadline is not None:
+            left = deadline - self.clock.now()
+            if left <= 0:
+                raise DeadlineExceededError(f"no time left to call {state.target!r}", local=True)
+            rate_wait = left if rate_wait is None else min(rate_wait, left)
+            inflight_wait = left if inflight_wait is None else min(inflight_wait, left)
+        return rate_wait, inflight_wait
+
+    def check(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
+        """Reserve admission, ``tokens`` and a permit for ``target`` (blocking), or raise a local rejection."""
+        state = target if isinstance(target, TargetState) else self.state(target)
+        rate_wait, inflight_wait = self._bounds(state, deadline)
+        permit = state.breaker.admit()
+        taken = 0.0
+        try:
+            if state.limiter is not None:
+                state.limiter.acquire_or_raise(tokens=tokens, timeout=rate_wait)
+                taken = tokens
+            if state.backpressure is not None:
+                state.backpressure.acquire(timeout=inflight_wait)
+        except BaseException:
+            self._give_back(state, permit, taken)
+            raise
+        return Ticket(state, permit, taken)
+
+    async def acheck(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
+        """Async ``check``; a cancelled caller gives back everything it held."""
+        state = target if isinstance(target, TargetState) else self.state(target)
+        rate_wait, inflight_wait = self._bounds(state, deadline)
+        permit = state.breaker.admit()
+        taken = 0.0
+        try:
+            if state.limiter is not None:
+                await state.limiter.aacquire_or_raise(tokens=tokens, timeout=rate_wait)
+                taken = tokens
+            if state.backpressure is not None:
+                await state.backpressure.aacquire(timeout=inflight_wait)
+        except BaseException:
+            self._give_back(state, permit, taken)
+            raise
+        return Ticket(state, permit, taken)
+
+    @staticmethod
+    def _give_back(state: TargetState, permit: BreakerPermit, taken: float) -> None:
+        state.breaker.release(permit)
+        if taken and state.limiter is not None:
+            state.limiter.refund(taken)
