@@ -64,9 +64,7 @@ class FallbackChain:
         if not targets:
             raise ValueError("FallbackChain needs at least one target")
         self.targets = list(targets)
-        self.names = [target_name(t, i) for i, t in enumerate(self.targets)]
-        if len(set(self.names)) != len(self.names):
-            raise ValueError(f"FallbackChain targets must be distinct, got {self.names}")
+        self.names = _unique_names(self.targets)
         if executor is not None and config is not None:
             raise ValueError("pass either config= or executor=, not both")
         self.executor = executor or ResilientExecutor(config, registry=registry, clock=clock)
@@ -114,6 +112,19 @@ class FallbackChain:
 
     def __repr__(self) -> str:
         return f"FallbackChain({self.names!r})"
+
+
+def _unique_names(targets: list[Any]) -> list[str]:
+    """Name each target; the same id twice is a mistake, but two callables may share a ``__name__``."""
+    names: list[str] = []
+    for index, target in enumerate(targets):
+        name = target_name(target, index)
+        if name in names:
+            if isinstance(target, str):
+                raise ValueError(f"FallbackChain targets must be distinct: {name!r} appears twice")
+            name = f"{name}#{index}"
+        names.append(name)
+    return names
 
 
 def _bind(call: Callable[[Any], Any], target: Any) -> Callable[[AttemptContext], Any]:
