@@ -12,8 +12,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, NamedTuple, TypeVar
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ResilientConfig
@@ -29,8 +28,7 @@ from .signals import SignalsSnapshot
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class AttemptContext:
+class AttemptContext(NamedTuple):
     """Handed to each attempt: which target, which attempt (1-based), which candidate, and the time it has."""
 
     target: str
@@ -39,8 +37,7 @@ class AttemptContext:
     timeout: float | None
 
 
-@dataclass(frozen=True, slots=True)
-class Candidate(Generic[T]):
+class Candidate(NamedTuple, Generic[T]):
     """A target and how to call it. ``fn(ctx)`` returns an awaitable, a value, or a (async) iterator, by mode."""
 
     target: str
@@ -235,7 +232,7 @@ class ResilientExecutor:
         if not candidates:
             raise ValueError("run() needs at least one candidate target")
         run = _Run(self, len(candidates), listeners)
-        clock = self.clock
+        clock, preflight = self.clock, self.preflight
         for index, candidate in enumerate(candidates):
             state = self.state(candidate.target)
             if state.budget is not None:
@@ -244,13 +241,16 @@ class ResilientExecutor:
             while True:
                 attempt += 1
                 try:
-                    ticket = await self.preflight.acheck(state, deadline=run.deadline)
+                    ticket = preflight.try_check(state) or await preflight.acheck(state, deadline=run.deadline)
                 except ResilienceError as error:
                     run.rejected(candidate, attempt, error)
                     break
                 ctx, by_deadline = run.context(candidate, attempt, index)
                 try:
-                    result: T = await clock.run_with_timeout(candidate.fn(ctx), ctx.timeout)
+                    if ctx.timeout is None:
+                        result: T = await candidate.fn(ctx)
+                    else:
+                        result = await clock.run_with_timeout(candidate.fn(ctx), ctx.timeout)
                 except Exception as exc:
                     decision = run.failed(candidate, ticket, attempt, exc, by_deadline, previous_delay)
                     if not decision.retry:
@@ -285,6 +285,7 @@ class ResilientExecutor:
         if not candidates:
             raise ValueError("run_sync() needs at least one candidate target")
         run = _Run(self, len(candidates), listeners)
+        preflight = self.preflight
         for index, candidate in enumerate(candidates):
             state = self.state(candidate.target)
             if state.budget is not None:
@@ -293,7 +294,7 @@ class ResilientExecutor:
             while True:
                 attempt += 1
                 try:
-                    ticket = self.preflight.check(state, deadline=run.deadline)
+                    ticket = preflight.try_check(state) or preflight.check(state, deadline=run.deadline)
                 except ResilienceError as error:
                     run.rejected(candidate, attempt, error)
                     break

@@ -113,6 +113,19 @@ class PreflightChecker:
             inflight_wait = left if inflight_wait is None else min(inflight_wait, left)
         return rate_wait, inflight_wait
 
+    def try_check(self, state: TargetState, *, tokens: float = 1) -> Ticket | None:
+        """Non-blocking fast path: a ticket if admission, tokens and a permit are all free now, else ``None``
+        (nothing held). An open circuit still raises ``CircuitOpenError``."""
+        permit = state.breaker.admit()
+        limiter, backpressure = state.limiter, state.backpressure
+        if limiter is not None and not limiter.try_acquire(tokens):
+            state.breaker.release(permit)
+            return None
+        if backpressure is not None and not backpressure.try_acquire():
+            self._give_back(state, permit, tokens if limiter is not None else 0.0)
+            return None
+        return Ticket(state, permit, tokens if limiter is not None else 0.0)
+
     def check(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
         """Reserve admission, ``tokens`` and a permit for ``target`` (blocking), or raise a local rejection."""
         state = target if isinstance(target, TargetState) else self.state(target)

@@ -71,6 +71,16 @@ class Backpressure:
     def available(self) -> int:
         return max(0, self.max_inflight - self._inflight)
 
+    def try_acquire(self) -> bool:
+        """Take a permit only if one is free now and nobody is queued; never waits."""
+        with self._lock:
+            if self._inflight < self.max_inflight and not self._waiters:
+                self._inflight += 1
+                if self._inflight > self.peak_inflight:
+                    self.peak_inflight = self._inflight
+                return True
+            return False
+
     def _take_or_enqueue(self, max_wait: float | None, is_async: bool) -> Waiter | None:
         with self._lock:
             if self._inflight < self.max_inflight and not self._waiters:

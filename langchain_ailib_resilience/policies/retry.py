@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 import threading
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
@@ -109,44 +108,50 @@ class RetryBudget:
     """Retries allowed over a sliding window: ``min_retries_per_second``·window + ``ratio``·requests.
 
     One per target, shared by all its callers, so a dead provider sees at most that share of extra traffic.
+    Counts live in a ring of ``_SLOTS`` intervals, so recording a request is O(1) on the hot path and memory
+    stays constant whatever the traffic; the window is exact to one interval (a tenth of it).
     """
 
-    __slots__ = ("_clock", "_lock", "_requests", "_retries", "config")
+    _SLOTS = 10
+    __slots__ = ("_clock", "_epoch", "_lock", "_requests", "_retries", "_width", "config")
 
     def __init__(self, config: RetryBudgetConfig, clock: Clock) -> None:
         self.config = config
         self._clock = clock
         self._lock = threading.Lock()
-        self._requests: deque[float] = deque()
-        self._retries: deque[float] = deque()
+        self._width = config.window_seconds / self._SLOTS
+        self._epoch = int(clock.now() // self._width)
+        self._requests = [0] * self._SLOTS
+        self._retries = [0] * self._SLOTS
 
-    def _prune(self, now: float) -> None:
-        horizon = now - self.config.window_seconds
-        for stamps in (self._requests, self._retries):
-            while stamps and stamps[0] <= horizon:
-                stamps.popleft()
+    def _slot(self) -> int:
+        """The current interval's slot, clearing the intervals that have slid out of the window."""
+        epoch = int(self._clock.now() // self._width)
+        if epoch != self._epoch:
+            with self._lock:
+                stale = min(epoch - self._epoch, self._SLOTS)
+                for step in range(1, stale + 1) if stale > 0 else ():
+                    slot = (self._epoch + step) % self._SLOTS
+                    self._requests[slot] = 0
+                    self._retries[slot] = 0
+                self._epoch = max(epoch, self._epoch)
+        return self._epoch % self._SLOTS
 
     def record_request(self) -> None:
-        now = self._clock.now()
-        with self._lock:
-            self._requests.append(now)
-            if len(self._requests) > 4096:
-                self._prune(now)
+        self._requests[self._slot()] += 1  # a lost increment under a thread race only loosens the budget by one
 
     def try_spend(self) -> bool:
-        now = self._clock.now()
+        slot = self._slot()
         with self._lock:
-            self._prune(now)
-            allowed = self.config.min_retries_per_second * self.config.window_seconds + self.config.ratio * len(
+            allowed = self.config.min_retries_per_second * self.config.window_seconds + self.config.ratio * sum(
                 self._requests
             )
-            if len(self._retries) + 1 > allowed:
+            if sum(self._retries) + 1 > allowed:
                 return False
-            self._retries.append(now)
+            self._retries[slot] += 1
             return True
 
     @property
     def retries_in_window(self) -> int:
-        with self._lock:
-            self._prune(self._clock.now())
-            return len(self._retries)
+        self._slot()
+        return sum(self._retries)
