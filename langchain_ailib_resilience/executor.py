@@ -28,13 +28,20 @@ from .signals import SignalsSnapshot
 T = TypeVar("T")
 
 
-class AttemptContext(NamedTuple):
+class AttemptContext:
     """Handed to each attempt: which target, which attempt (1-based), which candidate, and the time it has."""
 
-    target: str
-    attempt: int
-    index: int
-    timeout: float | None
+    __slots__ = ("attempt", "index", "target", "timeout")
+
+    def __init__(self, target: str, attempt: int, index: int, timeout: float | None) -> None:
+        self.target = target
+        self.attempt = attempt
+        self.index = index
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        fields = f"target={self.target!r}, attempt={self.attempt}, index={self.index}, timeout={self.timeout}"
+        return f"AttemptContext({fields})"
 
 
 class Candidate(NamedTuple, Generic[T]):
@@ -221,7 +228,10 @@ class ResilientExecutor:
         self, fn: Callable[..., Awaitable[T]], /, *args: Any, target: str = "default", **kwargs: Any
     ) -> T:
         """``await fn(*args, **kwargs)`` with the full policy stack for ``target``."""
-        return await self.run([Candidate(target, lambda _ctx: fn(*args, **kwargs))])
+        candidate: Candidate[T] = Candidate(target, lambda _ctx: fn(*args, **kwargs))
+        result, ticket, run = await self._attempts([candidate], ())
+        run.succeeded(ticket)
+        return result
 
     async def execute_chain(self, targets: Sequence[tuple[str, Callable[[], Awaitable[T]]]]) -> T:
         """Try ``(target, fn)`` pairs in order, falling back on fallbackable errors."""
@@ -229,8 +239,17 @@ class ResilientExecutor:
 
     async def run(self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener] = ()) -> T:
         """The async loop: each candidate's ``fn(ctx)`` returns an awaitable."""
+        result, ticket, run = await self._attempts(candidates, listeners)
+        run.succeeded(ticket)
+        return result
+
+    async def _attempts(
+        self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener]
+    ) -> tuple[T, Ticket, _Run]:
+        """Retry and fall back until an attempt succeeds; return its result with its ticket still held (streams
+        keep the in-flight permit until they end), or raise the last normalised error."""
         if not candidates:
-            raise ValueError("run() needs at least one candidate target")
+            raise ValueError("at least one candidate target is needed")
         run = _Run(self, len(candidates), listeners)
         clock, preflight = self.clock, self.preflight
         for index, candidate in enumerate(candidates):
@@ -261,8 +280,7 @@ class ResilientExecutor:
                 except BaseException:
                     ticket.release()
                     raise
-                run.succeeded(ticket)
-                return result
+                return result, ticket, run
             if not run.may_fall_back(index, candidates):
                 break
         raise run.final_error()
@@ -282,8 +300,16 @@ class ResilientExecutor:
 
     def run_sync(self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener] = ()) -> T:
         """The sync loop: each candidate's ``fn(ctx)`` returns the result."""
+        result, ticket, run = self._attempts_sync(candidates, listeners)
+        run.succeeded(ticket)
+        return result
+
+    def _attempts_sync(
+        self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener]
+    ) -> tuple[T, Ticket, _Run]:
+        """Blocking twin of ``_attempts``."""
         if not candidates:
-            raise ValueError("run_sync() needs at least one candidate target")
+            raise ValueError("at least one candidate target is needed")
         run = _Run(self, len(candidates), listeners)
         preflight = self.preflight
         for index, candidate in enumerate(candidates):
@@ -311,13 +337,14 @@ class ResilientExecutor:
                 except BaseException:
                     ticket.release()
                     raise
-                run.succeeded(ticket)
-                return result
+                return result, ticket, run
             if not run.may_fall_back(index, candidates):
                 break
         raise run.final_error()
 
     # --- streams ------------------------------------------------------------------------------------------
+    # Opening a stream is an attempt whose result is (stream, first chunk): so retries and fallbacks happen
+    # only before the first chunk, through the same loop as calls, and the ticket stays held for the stream.
 
     async def astream(
         self, candidates: Sequence[Candidate[AsyncIterator[T]]], listeners: Sequence[EventListener] = ()
@@ -327,54 +354,15 @@ class ResilientExecutor:
         Retries and fallbacks happen only before the first chunk; after it, an error surfaces normalised. The
         in-flight permit is held for the stream's life and released when it ends, fails, or is closed early.
         """
-        if not candidates:
-            raise ValueError("astream() needs at least one candidate target")
-        run = _Run(self, len(candidates), listeners)
-        clock = self.clock
-        opened: tuple[Ticket, AsyncIterator[T], T] | None = None
-        for index, candidate in enumerate(candidates):
-            state = self.state(candidate.target)
-            if state.budget is not None:
-                state.budget.record_request()
-            attempt, previous_delay = 0, None
-            while opened is None:
-                attempt += 1
-                try:
-                    ticket = await self.preflight.acheck(state, deadline=run.deadline)
-                except ResilienceError as error:
-                    run.rejected(candidate, attempt, error)
-                    break
-                ctx, by_deadline = run.context(candidate, attempt, index)
-                stream: AsyncIterator[T] | None = None
-                try:
-                    stream = candidate.fn(ctx)
-                    assert stream is not None
-                    first = await clock.run_with_timeout(stream.__anext__(), ctx.timeout)
-                except StopAsyncIteration:
-                    run.succeeded(ticket)  # an empty stream is an answer, not a failure
-                    return
-                except Exception as exc:
-                    await _aclose(stream)
-                    decision = run.failed(candidate, ticket, attempt, exc, by_deadline, previous_delay)
-                    if not decision.retry:
-                        break
-                    await clock.asleep(decision.delay)
-                    previous_delay = decision.delay
-                    continue
-                except BaseException:
-                    ticket.release()
-                    await _aclose(stream)
-                    raise
-                opened = (ticket, stream, first)
-            if opened is not None or not run.may_fall_back(index, candidates):
-                break
-        if opened is None:
-            raise run.final_error()
-        ticket, stream, first = opened
+        openers: list[Candidate[tuple[AsyncIterator[T], T]]] = [
+            Candidate(c.target, _async_opener(c.fn), c.provider, c.model) for c in candidates
+        ]
+        (stream, first), ticket, run = await self._attempts(openers, listeners)
         try:
-            yield first
-            async for chunk in stream:
-                yield chunk
+            if first is not _EMPTY:
+                yield first
+                async for chunk in stream:
+                    yield chunk
         except Exception as exc:
             surfaced = classify_error(exc)
             ticket.failure(surfaced.code)
@@ -392,51 +380,14 @@ class ResilientExecutor:
         self, candidates: Sequence[Candidate[Iterator[T]]], listeners: Sequence[EventListener] = ()
     ) -> Iterator[T]:
         """Sync twin of ``astream``."""
-        if not candidates:
-            raise ValueError("stream() needs at least one candidate target")
-        run = _Run(self, len(candidates), listeners)
-        opened: tuple[Ticket, Iterator[T], T] | None = None
-        for index, candidate in enumerate(candidates):
-            state = self.state(candidate.target)
-            if state.budget is not None:
-                state.budget.record_request()
-            attempt, previous_delay = 0, None
-            while opened is None:
-                attempt += 1
-                try:
-                    ticket = self.preflight.check(state, deadline=run.deadline)
-                except ResilienceError as error:
-                    run.rejected(candidate, attempt, error)
-                    break
-                ctx, by_deadline = run.context(candidate, attempt, index)
-                stream: Iterator[T] | None = None
-                try:
-                    stream = iter(candidate.fn(ctx))
-                    first = next(stream)
-                except StopIteration:
-                    run.succeeded(ticket)
-                    return
-                except Exception as exc:
-                    _close(stream)
-                    decision = run.failed(candidate, ticket, attempt, exc, by_deadline, previous_delay)
-                    if not decision.retry:
-                        break
-                    self.clock.sleep(decision.delay)
-                    previous_delay = decision.delay
-                    continue
-                except BaseException:
-                    ticket.release()
-                    _close(stream)
-                    raise
-                opened = (ticket, stream, first)
-            if opened is not None or not run.may_fall_back(index, candidates):
-                break
-        if opened is None:
-            raise run.final_error()
-        ticket, stream, first = opened
+        openers: list[Candidate[tuple[Iterator[T], T]]] = [
+            Candidate(c.target, _sync_opener(c.fn), c.provider, c.model) for c in candidates
+        ]
+        (stream, first), ticket, run = self._attempts_sync(openers, listeners)
         try:
-            yield first
-            yield from stream
+            if first is not _EMPTY:
+                yield first
+                yield from stream
         except Exception as exc:
             surfaced = classify_error(exc)
             ticket.failure(surfaced.code)
@@ -463,6 +414,41 @@ class ResilientExecutor:
             names.append(primary)
         targets = {name: self._states[name].signals() for name in names}
         return SignalsSnapshot.from_targets(primary, targets, time.time())
+
+
+_EMPTY: Any = object()  # the first "chunk" of a stream that ended at once: an answer, not a failure
+
+
+def _async_opener(
+    open_stream: Callable[[AttemptContext], AsyncIterator[T]],
+) -> Callable[[AttemptContext], Awaitable[tuple[AsyncIterator[T], T]]]:
+    async def open_and_peek(ctx: AttemptContext) -> tuple[AsyncIterator[T], T]:
+        stream = open_stream(ctx)
+        try:
+            return stream, await stream.__anext__()
+        except StopAsyncIteration:
+            return stream, _EMPTY
+        except BaseException:
+            await _aclose(stream)
+            raise
+
+    return open_and_peek
+
+
+def _sync_opener(
+    open_stream: Callable[[AttemptContext], Iterator[T]],
+) -> Callable[[AttemptContext], tuple[Iterator[T], T]]:
+    def open_and_peek(ctx: AttemptContext) -> tuple[Iterator[T], T]:
+        stream = iter(open_stream(ctx))
+        try:
+            return stream, next(stream)
+        except StopIteration:
+            return stream, _EMPTY
+        except BaseException:
+            _close(stream)
+            raise
+
+    return open_and_peek
 
 
 def _ignore_ctx(fn: Callable[[], T]) -> Callable[[AttemptContext], T]:
