@@ -48,7 +48,7 @@ class TargetState:
             cooldown_remaining=breaker.cooldown_remaining,
             opened_total=breaker.opened_total,
             rejected_total=breaker.rejected_total,
-            state_backend=self.state_backend,
+            state_backend=getattr(self.limiter, "backend", self.state_backend),
         )
 
 
@@ -73,12 +73,20 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
     return TargetState(
         target=target,
         config=config,
-        breaker=CircuitBreaker.from_config(config.circuit_breaker, clock=clock, name=target),
+        breaker=_build_breaker(target, config, clock),
         limiter=limiter,
         backpressure=backpressure,
         budget=RetryBudget(config.retry.budget, clock) if config.retry.budget is not None else None,
         state_backend=backend,
     )
+
+
+def _build_breaker(target: str, config: ResilientConfig, clock: Clock) -> CircuitBreaker:
+    if config.share_breaker_state and config.state_url:
+        from .state import build_breaker  # only then: keeps the Redis code off the default path
+
+        return build_breaker(target, config, clock)
+    return CircuitBreaker.from_config(config.circuit_breaker, clock=clock, name=target)
 
 
 class Registry:

@@ -91,6 +91,17 @@ class RateLimiter(BaseRateLimiter):
             self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
             self._stamp = now
 
+    def _take(self, tokens: float, now: float) -> float:
+        """Take ``tokens`` and return 0.0, or take nothing and return the seconds they need (lock held).
+
+        The one place the bucket is debited; ``state.SharedRateLimiter`` reuses it as its local fallback bucket.
+        """
+        self._refill(now)
+        if self._tokens + _EPSILON >= tokens:
+            self._tokens -= tokens
+            return 0.0
+        return max((tokens - self._tokens) / self.rate, _EPSILON)
+
     def _wait_estimate(self, tokens: float) -> float:
         """Seconds until a newcomer asking ``tokens`` would be served, given everyone already queued."""
         deficit = self._queued_tokens + tokens - self._tokens - _EPSILON
@@ -111,8 +122,7 @@ class RateLimiter(BaseRateLimiter):
         self._check_amount(tokens)
         with self._lock:
             self._refill(self._clock.now())
-            if not self._waiters and self._tokens + _EPSILON >= tokens:
-                self._tokens -= tokens
+            if not self._waiters and self._take(tokens, self._clock.now()) == 0.0:
                 self.granted_total += 1
                 return None
             estimate = self._wait_estimate(tokens)
@@ -129,12 +139,10 @@ class RateLimiter(BaseRateLimiter):
         with self._lock:
             if not self._waiters or self._waiters[0] is not waiter:
                 return None
-            self._refill(self._clock.now())
-            if self._tokens + _EPSILON >= waiter.amount:
-                self._tokens -= waiter.amount
+            delay = self._take(waiter.amount, self._clock.now())
+            if delay == 0.0:
                 self._grant_head()
-                return 0.0
-            return (waiter.amount - self._tokens) / self.rate
+            return delay
 
     def _grant_head(self) -> None:
         head = self._waiters.popleft()

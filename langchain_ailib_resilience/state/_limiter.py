@@ -1,0 +1,305 @@
+"""A ``RateLimiter`` whose bucket lives in a shared store (Redis), falling back to its own bucket when it can't.
+
+The FIFO queue of waiters stays in the process; only the head of the queue talks to the store, outside the
+lock: it takes its tokens, or learns how long they need and sleeps exactly that (then asks again, since other
+processes draw on the same bucket). The inherited local bucket mirrors the store's last reported level; it
+gives the up-front wait estimates and, while the store is unreachable, becomes the limit itself (same rate
+and burst), so no request is ever dropped or failed because of the store. The store is tried again after a
+back-off that doubles up to ``max_retry_backoff``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from typing import Any
+
+from ..clock import Clock
+from ..errors.exceptions import RateLimitExceededError
+from ..policies._waiter import Waiter
+from ..policies.rate_limiter import RateLimiter
+from ._store import BucketReply, BucketStore, StateStoreUnavailableError
+
+logger = logging.getLogger("langchain_ailib_resilience.state")
+
+LOCAL_FALLBACK = "local-fallback"
+
+
+class SharedRateLimiter(RateLimiter):
+    """A token bucket shared by every process naming the same ``key`` in ``store``.
+
+    Example::
+
+        store = RedisStateStore("redis://localhost:6379/0")
+        limiter = SharedRateLimiter(store, "ailib:rl:{openai/gpt-4o}", requests_per_second=30, burst_size=5)
+        limiter.acquire_or_raise(tokens=2, timeout=10)
+
+    Args are ``RateLimiter``'s plus ``store``, ``key``, and ``retry_backoff``/``max_retry_backoff``: how long
+    to stay on the local bucket after the store fails before asking it again (doubling per failure).
+
+    ``backend`` says where the limit is enforced right now: the store's name, or ``"local-fallback"``.
+    A ``timeout`` is checked up front against the local estimate and again whenever the head learns the real
+    wait, so a caller is never kept past it; it can wait up to one store round trip (bounded by the store's
+    socket timeout) more.
+    """
+
+    def __init__(
+        self,
+        store: BucketStore,
+        key: str,
+        requests_per_second: float,
+        burst_size: int | None = None,
+        *,
+        max_wait: float | None = None,
+        clock: Clock | None = None,
+        name: str = "rate_limiter",
+        retry_backoff: float = 1.0,
+        max_retry_backoff: float = 30.0,
+    ) -> None:
+        super().__init__(requests_per_second, burst_size, max_wait=max_wait, clock=clock, name=name)
+        if not (retry_backoff > 0 and max_retry_backoff >= retry_backoff):
+            raise ValueError(f"need 0 < retry_backoff <= max_retry_backoff, got {retry_backoff}, {max_retry_backoff}")
+        self.store = store
+        self.key = key
+        self._initial_backoff = float(retry_backoff)
+        self._max_backoff = float(max_retry_backoff)
+        self._backoff = self._initial_backoff
+        self._down_until: float | None = None  # set while on the local bucket: when to ask the store again
+        self._pending: set[asyncio.Task[Any]] = set()
+        self.fallbacks_total = 0
+        self.last_grant_time: float | None = None
+        """Store clock (``BucketReply.time``) of the latest grant from the store: one scale for all processes."""
+
+    # --- where the limit lives ----------------------------------------------------------------------------
+
+    @property
+    def backend(self) -> str:
+        """``"redis"`` (the store's name) while the store answers, ``"local-fallback"`` while it does not."""
+        return LOCAL_FALLBACK if self._down_until is not None else self.store.name
+
+    def _store_due(self) -> bool:
+        down_until = self._down_until
+        return down_until is None or self._clock.now() >= down_until
+
+    def _store_failed(self, exc: StateStoreUnavailableError) -> None:
+        with self._lock:
+            first = self._down_until is None
+            self._down_until = self._clock.now() + self._backoff
+            backoff = self._backoff
+            self._backoff = min(self._max_backoff, self._backoff * 2)
+            if first:
+                self.fallbacks_total += 1
+        if first:
+            logger.warning(
+                "rate limit %r: shared state store %r unreachable (%s); enforcing local limits (%g/s, burst %d) "
+                "and retrying the store in %gs",
+                self.name, self.store, exc, self.rate, self.burst, backoff,
+            )  # fmt: skip
+        else:
+            logger.debug("rate limit %r: store still unreachable (%s); next try in %gs", self.name, exc, backoff)
+
+    def _store_answered(self, reply: BucketReply, tokens: float) -> float:
+        with self._lock:
+            # Mirror the shared level: it feeds wait estimates, and the local bucket starts from it on fallback.
+            self._tokens = reply.level
+            self._stamp = self._clock.now()
+            if tokens > 0 and reply.wait == 0.0:
+                self.last_grant_time = reply.time
+            recovered = self._down_until is not None
+            self._down_until = None
+            self._backoff = self._initial_backoff
+        if recovered:
+            logger.info("rate limit %r: shared state store %r answers again; limits are shared", self.name, self.store)
+        return reply.wait
+
+    def _local(self, tokens: float) -> float:
+        with self._lock:
+            if tokens > 0:
+                return self._take(tokens, self._clock.now())
+            self._refill(self._clock.now())
+            self._tokens = min(float(self.burst), self._tokens - tokens)
+            return 0.0
+
+    def _shared_take(self, tokens: float) -> float:
+        """Take (> 0), give back (< 0) or peek (0) at the bucket, wherever it lives now: 0.0 or the wait."""
+        if self._store_due():
+            try:
+                reply = self.store.take(self.key, tokens, self.rate, self.burst)
+            except StateStoreUnavailableError as exc:
+                self._store_failed(exc)
+            else:
+                return self._store_answered(reply, tokens)
+        return self._local(tokens)
+
+    async def _ashared_take(self, tokens: float) -> float:
+        if self._store_due():
+            call = asyncio.ensure_future(self.store.atake(self.key, tokens, self.rate, self.burst))
+            try:
+                # Shielded: a cancelled caller must not leave a take half-done; if the store granted after
+                # all, the tokens go back.
+                reply = await asyncio.shield(call)
+            except StateStoreUnavailableError as exc:
+                self._store_failed(exc)
+            except asyncio.CancelledError:
+                call.add_done_callback(lambda done: self._return_late_grant(done, tokens))
+                raise
+            else:
+                return self._store_answered(reply, tokens)
+        return self._local(tokens)
+
+    def _return_late_grant(self, call: asyncio.Future[BucketReply], tokens: float) -> None:
+        if call.cancelled() or call.exception() is not None or tokens <= 0 or call.result().wait != 0.0:
+            return  # (reading the exception also keeps asyncio from logging it as never retrieved)
+        task = asyncio.ensure_future(self._ashared_take(-tokens))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    # --- the local queue ----------------------------------------------------------------------------------
+
+    def _enqueue(self, tokens: float, timeout: float | None, is_async: bool) -> Waiter:
+        """Join the FIFO queue, or be rejected at once when even the local estimate exceeds ``timeout``."""
+        self._check_amount(tokens)
+        with self._lock:
+            if self._waiters and timeout is not None:
+                self._refill(self._clock.now())
+                estimate = self._wait_estimate(tokens)
+                if estimate > timeout:
+                    self.rejected_total += 1
+                    raise self._rejection(max(estimate, 1e-9), tokens)
+            waiter = Waiter(tokens, is_async=is_async)
+            self._waiters.append(waiter)
+            self._queued_tokens += tokens
+            return waiter
+
+    def _is_head(self, waiter: Waiter) -> bool:
+        with self._lock:
+            return bool(self._waiters) and self._waiters[0] is waiter
+
+    def _settle(self, waiter: Waiter, wait: float, deadline: float | None) -> float:
+        """After the head's take: grant (0.0), the time to sleep, or reject if that would overrun ``deadline``."""
+        if wait == 0.0:
+            with self._lock:
+                self._grant_head()
+            return 0.0
+        if deadline is not None and self._clock.now() + wait > deadline + 1e-9:
+            with self._lock:
+                self.rejected_total += 1
+            raise self._rejection(wait, waiter.amount)
+        return wait
+
+    def _left(self, deadline: float | None) -> float | None:
+        return None if deadline is None else max(0.0, deadline - self._clock.now())
+
+    def _timed_out(self, waiter: Waiter, deadline: float | None) -> None:
+        """A queued (not head) waiter whose deadline passed: it leaves, rejected, with nothing consumed."""
+        if deadline is not None and self._clock.now() >= deadline and not self._is_head(waiter):
+            with self._lock:
+                self.rejected_total += 1
+                estimate = max(self._wait_estimate(0.0), 1e-9)
+            raise self._rejection(estimate, waiter.amount)
+
+    def _rejection(self, wait: float, tokens: float) -> RateLimitExceededError:
+        return RateLimitExceededError(
+            f"shared rate limit {self.name!r} ({self.rate:g}/s, burst {self.burst}, {self.backend}): {tokens:g} "
+            f"token(s) would need a {wait:.3f}s wait; retry in {wait:.3f}s",
+            retry_after=wait,
+        )
+
+    # --- blocking API -------------------------------------------------------------------------------------
+
+    def acquire_or_raise(self, *, tokens: float = 1, timeout: float | None = None) -> None:
+        """Block until granted, or raise ``RateLimitExceededError`` once the wait would exceed ``timeout``."""
+        waiter = self._enqueue(tokens, timeout, is_async=False)
+        deadline = None if timeout is None else self._clock.now() + timeout
+        try:
+            while True:
+                if not self._is_head(waiter):
+                    assert waiter.event is not None
+                    self._clock.wait(waiter.event, self._left(deadline))
+                    waiter.event.clear()
+                    self._timed_out(waiter, deadline)
+                    continue
+                delay = self._settle(waiter, self._shared_take(waiter.amount), deadline)
+                if delay == 0.0:
+                    return
+                self._clock.sleep(delay)
+        finally:
+            if not waiter.granted:
+                self._abandon(waiter)
+
+    async def aacquire_or_raise(self, *, tokens: float = 1, timeout: float | None = None) -> None:
+        """Async twin of ``acquire_or_raise``; a cancelled waiter gives its place up and consumes nothing."""
+        waiter = self._enqueue(tokens, timeout, is_async=True)
+        deadline = None if timeout is None else self._clock.now() + timeout
+        try:
+            while True:
+                if not self._is_head(waiter):
+                    assert waiter.future is not None
+                    await self._clock.wait_future(waiter.future, self._left(deadline))
+                    self._timed_out(waiter, deadline)
+                    continue
+                delay = self._settle(waiter, await self._ashared_take(waiter.amount), deadline)
+                if delay == 0.0:
+                    return
+                await self._clock.asleep(delay)
+        finally:
+            if not waiter.granted:
+                self._abandon(waiter)
+
+    async def aacquire(self, *, blocking: bool = True, tokens: float = 1, timeout: float | None = None) -> bool:
+        """Async ``acquire``; the non-blocking form asks the store without blocking the event loop."""
+        if not blocking:
+            return await self.atry_acquire(tokens)
+        return await super().aacquire(blocking=True, tokens=tokens, timeout=timeout)
+
+    def try_acquire(self, tokens: float = 1) -> bool:
+        """Take ``tokens`` only if free now and nobody in this process is queued; never waits."""
+        if not self._may_jump(tokens):
+            return False
+        return self._try_settle(self._shared_take(tokens))
+
+    async def atry_acquire(self, tokens: float = 1) -> bool:
+        """Async ``try_acquire``."""
+        if not self._may_jump(tokens):
+            return False
+        return self._try_settle(await self._ashared_take(tokens))
+
+    def _may_jump(self, tokens: float) -> bool:
+        self._check_amount(tokens)
+        with self._lock:
+            if self._waiters:
+                self.rejected_total += 1
+                return False
+            return True
+
+    def _try_settle(self, wait: float) -> bool:
+        with self._lock:
+            if wait == 0.0:
+                self.granted_total += 1
+                return True
+            self.rejected_total += 1
+            return False
+
+    def refund(self, tokens: float = 1) -> None:
+        """Give back tokens taken but not used, to the bucket they were taken from as far as known."""
+        if not (tokens > 0 and math.isfinite(tokens)):
+            return
+        self._shared_take(-tokens)
+        with self._lock:
+            if self._waiters:
+                self._waiters[0].wake()
+
+    # --- reading ------------------------------------------------------------------------------------------
+
+    @property
+    def remaining(self) -> float:
+        """Tokens free now for a newcomer in this process (asks the store; local estimate while it is down)."""
+        self._shared_take(0.0)
+        return super().remaining
+
+    def __repr__(self) -> str:
+        return (
+            f"SharedRateLimiter(requests_per_second={self.rate:g}, burst_size={self.burst}, name={self.name!r}, "
+            f"key={self.key!r}, backend={self.backend!r})"
+        )
