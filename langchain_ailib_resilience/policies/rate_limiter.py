@@ -102,6 +102,14 @@ class RateLimiter(BaseRateLimiter):
             return 0.0
         return max((tokens - self._tokens) / self.rate, _EPSILON)
 
+    def _take_if_free(self, tokens: float) -> bool:
+        """Take ``tokens`` if nobody is queued and they are free now (lock held); refills as a side effect."""
+        now = self._clock.now()
+        if self._waiters:
+            self._refill(now)
+            return False
+        return self._take(tokens, now) == 0.0
+
     def _wait_estimate(self, tokens: float) -> float:
         """Seconds until a newcomer asking ``tokens`` would be served, given everyone already queued."""
         deficit = self._queued_tokens + tokens - self._tokens - _EPSILON
@@ -121,8 +129,7 @@ class RateLimiter(BaseRateLimiter):
         """Take at once (``None``), reject with the wait it would need (``float``), or enqueue (``Waiter``)."""
         self._check_amount(tokens)
         with self._lock:
-            self._refill(self._clock.now())
-            if not self._waiters and self._take(tokens, self._clock.now()) == 0.0:
+            if self._take_if_free(tokens):
                 self.granted_total += 1
                 return None
             estimate = self._wait_estimate(tokens)
