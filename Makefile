@@ -38,5 +38,8 @@ bench: install
 	$(PY) -m pip install --quiet -e . --group bench
 	$(PY) -m benchmarks
 
+cassettes: install
+	$(PY) scripts/record_cassettes.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

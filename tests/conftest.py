@@ -12,6 +12,8 @@ import pytest
 
 from langchain_ailib_resilience import FakeClock, reset_registry
 
+pytest_plugins = ["langchain_ailib_resilience.testing.pytest_plugin"]
+
 
 @pytest.fixture(autouse=True)
 def _fresh_registry() -> Iterator[None]:
