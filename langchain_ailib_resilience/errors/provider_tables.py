@@ -273,6 +273,12 @@ _CONNECTION = _rx(
     r"server disconnected|remote end closed|broken pipe|network is unreachable|connection was closed|"
     r"peer closed connection|EOF occurred"
 )
+# The provider answered with something that is not a valid response (LiteLLM reports a malformed Gemini body
+# as a 422 BadRequestError): the provider failed, not the request.
+_BROKEN_RESPONSE = _rx(
+    r"error converting to valid response|unable to get json response|unterminated string|expecting value|"
+    r"invalid json in response|jsondecodeerror"
+)
 _PERMISSION = _rx(r"permission denied|access denied|not authori[sz]ed to|does not have access|forbidden")
 _NOT_FOUND = _rx(r"model .{0,80}(?:not found|does not exist)|no such model|unknown model")
 _CONTENT_FILTER = _rx(r"content (?:management )?(?:policy|filter)|content_filter|responsibleaipolicyviolation")
@@ -286,6 +292,7 @@ MESSAGE_PATTERNS: Final[tuple[tuple[re.Pattern[str], StandardErrorCode], ...]] =
     (_OVERLOADED, C.OVERLOADED),
     (_TIMEOUT, C.TIMEOUT),
     (_CONNECTION, C.SERVER_ERROR),
+    (_BROKEN_RESPONSE, C.SERVER_ERROR),
     (_NOT_FOUND, C.NOT_FOUND),
     (_CONTENT_FILTER, C.INVALID_REQUEST),
 )
@@ -297,7 +304,7 @@ ALLOWED_REFINEMENTS: Final[Mapping[StandardErrorCode, frozenset[StandardErrorCod
     # A bare 400 is refined by what the message says it is (a too-long prompt, an empty credit balance,
     # a bad key, throttling, an unsupported region).
     C.INVALID_REQUEST: frozenset(
-        {C.REQUEST_TOO_LARGE, C.QUOTA_EXHAUSTED, C.AUTHENTICATION, C.RATE_LIMITED, C.PERMISSION_DENIED}
+        {C.REQUEST_TOO_LARGE, C.QUOTA_EXHAUSTED, C.AUTHENTICATION, C.RATE_LIMITED, C.PERMISSION_DENIED, C.SERVER_ERROR}
     ),
     # A 429 is a rate limit unless the message says the quota is spent (or the provider is at capacity).
     C.RATE_LIMITED: frozenset({C.QUOTA_EXHAUSTED, C.OVERLOADED}),

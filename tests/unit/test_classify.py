@@ -1082,3 +1082,20 @@ def test_importing_the_errors_package_does_not_import_sdks() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"
+
+
+def test_malformed_provider_body_is_a_server_error_not_a_caller_error() -> None:
+    """LiteLLM reports a Gemini body it cannot parse as a 422 BadRequestError; the provider is at fault."""
+    import httpx
+    import litellm
+
+    exc = litellm.exceptions.BadRequestError(
+        message="litellm.BadRequestError: GeminiException - Error converting to valid response block="
+        "Unterminated string starting at: line 1 column 90 (char 89).",
+        model="gemini-x",
+        llm_provider="gemini",
+        response=httpx.Response(422, request=httpx.Request("POST", "http://127.0.0.1/v1beta/models/x")),
+    )
+    error = classify_error(exc)
+    assert error.code is StandardErrorCode.SERVER_ERROR
+    assert error.retryable
