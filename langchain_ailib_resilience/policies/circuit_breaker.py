@@ -103,6 +103,7 @@ class CircuitBreaker:
         self._cooldown = self.config.cooldown_seconds
         self._reopen_count = 0
         self._forced_open = False
+        self._disabled = False  # CircuitBreakerConfig(enabled=False): outcomes never open it
         self._probes_in_flight = 0
         self._probe_successes = 0
         self._listeners: list[StateListener] = []
@@ -112,7 +113,9 @@ class CircuitBreaker:
     @classmethod
     def from_config(cls, config: Any, *, clock: Clock | None = None, name: str = "circuit_breaker") -> CircuitBreaker:
         data = config.model_dump(exclude={"enabled"})
-        return cls(**data, clock=clock, name=name)
+        breaker = cls(**data, clock=clock, name=name)
+        breaker._disabled = not config.enabled
+        return breaker
 
     # --- listeners ----------------------------------------------------------------------------------------
 
@@ -221,6 +224,8 @@ class CircuitBreaker:
                 self._probes_in_flight -= 1
 
     def _record(self, permit: BreakerPermit, *, failed: bool) -> None:
+        if self._disabled:
+            return
         changes: list[tuple[CircuitState, CircuitState]] = []
         with self._lock:
             if permit.generation != self._generation:

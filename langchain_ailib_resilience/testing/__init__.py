@@ -1,5 +1,18 @@
 """Tools for testing apps built on this package: virtual time, and (with the emulator) scripted providers."""
 
 from ..clock import FakeClock
+from .chat_models import ChaosChatModel, MidStreamFailure, ScriptedChatModel
+from .emulator import Behaviour, Fault, ProviderEmulator, RequestRecord, Success, parse_behaviour
 
-__all__ = ["FakeClock"]
+__all__ = [
+    "Behaviour",
+    "ChaosChatModel",
+    "FakeClock",
+    "Fault",
+    "MidStreamFailure",
+    "ProviderEmulator",
+    "RequestRecord",
+    "ScriptedChatModel",
+    "Success",
+    "parse_behaviour",
+]

@@ -1,0 +1,188 @@
+"""The wrapper's own LLM run: ``generate()``, ``agenerate()`` and ``stream_events(version="v3")``.
+
+These open an LLM run for the wrapper and call its ``_generate``/``_stream``, where no chain run exists to hang
+child runs on (``CallbackManagerForLLMRun`` has no ``get_child``) and calling a target's public API would nest
+LLM runs and count tokens twice. So each attempt calls the target's ``_generate_with_cache`` (which keeps its
+cache, rate limiter and streaming decisions) or its ``_stream`` with the wrapper's run manager: tokens are
+reported once, on the wrapper's run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.tool import tool_call_chunk
+from langchain_core.outputs import ChatGenerationChunk, ChatResult
+
+from ..executor import AttemptContext, Candidate, ResilientExecutor
+from ._langchain_calls import Route, aclose
+from ._langchain_events import AnyRunManager, Reporter
+
+
+def _chat_model(route: Route) -> BaseChatModel:
+    if not isinstance(route.runnable, BaseChatModel):
+        raise TypeError(f"target {route.target!r}: generate() needs a chat model, got {type(route.runnable).__name__}")
+    return route.runnable
+
+
+def _reporter(run_manager: AnyRunManager | None) -> Reporter | None:
+    return Reporter(run_manager) if run_manager is not None else None
+
+
+def generate(
+    executor: ResilientExecutor,
+    routes: Sequence[Route],
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: CallbackManagerForLLMRun | None,
+    kwargs: Mapping[str, Any],
+) -> ChatResult:
+    def attempt(ctx: AttemptContext) -> ChatResult:
+        route = routes[ctx.index]
+        merged = {**route.kwargs, **kwargs}
+        return _chat_model(route)._generate_with_cache(messages, stop=stop, run_manager=run_manager, **merged)
+
+    reporter = _reporter(run_manager)
+    listeners = (reporter.report,) if reporter else ()
+    candidates = [Candidate(r.target, attempt, r.provider, r.model) for r in routes]
+    return executor.run_sync(candidates, listeners)
+
+
+async def agenerate(
+    executor: ResilientExecutor,
+    routes: Sequence[Route],
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: AsyncCallbackManagerForLLMRun | None,
+    kwargs: Mapping[str, Any],
+) -> ChatResult:
+    reporter = _reporter(run_manager)
+
+    async def attempt(ctx: AttemptContext) -> ChatResult:
+        if reporter is not None and reporter.pending:
+            await reporter.flush()
+        route = routes[ctx.index]
+        merged = {**route.kwargs, **kwargs}
+        return await _chat_model(route)._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **merged)
+
+    listeners = (reporter.queue,) if reporter else ()
+    candidates = [Candidate(r.target, attempt, r.provider, r.model) for r in routes]
+    try:
+        return await executor.run(candidates, listeners)
+    finally:
+        if reporter is not None and reporter.pending:
+            await reporter.flush()
+
+
+def as_chunk(message: BaseMessage) -> AIMessageChunk:
+    """A whole answer as one stream chunk (for targets that cannot stream), tool calls kept."""
+    if isinstance(message, AIMessageChunk):
+        return message
+    tool_call_chunks = []
+    if isinstance(message, AIMessage):
+        tool_call_chunks = [
+            tool_call_chunk(name=tc["name"], args=json.dumps(tc["args"]), id=tc.get("id"), index=i)
+            for i, tc in enumerate(message.tool_calls)
+        ]
+    return AIMessageChunk(
+        content=message.content,
+        additional_kwargs=message.additional_kwargs,
+        response_metadata=message.response_metadata,
+        id=message.id,
+        usage_metadata=getattr(message, "usage_metadata", None),
+        tool_call_chunks=tool_call_chunks,
+        chunk_position="last",
+    )
+
+
+def _model_chunks(
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: CallbackManagerForLLMRun | None,
+    kwargs: Mapping[str, Any],
+) -> Iterator[ChatGenerationChunk]:
+    if type(model)._stream is BaseChatModel._stream:  # cannot stream: one chunk with the whole answer
+        result = model._generate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        for generation in result.generations:
+            yield ChatGenerationChunk(message=as_chunk(generation.message), generation_info=generation.generation_info)
+        return
+    if model.rate_limiter is not None:
+        model.rate_limiter.acquire(blocking=True)
+    yield from model._stream(messages, stop=stop, run_manager=run_manager, **kwargs)
+
+
+async def _amodel_chunks(
+    model: BaseChatModel,
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: AsyncCallbackManagerForLLMRun | None,
+    kwargs: Mapping[str, Any],
+    reporter: Reporter | None,
+) -> AsyncIterator[ChatGenerationChunk]:
+    if reporter is not None and reporter.pending:
+        await reporter.flush()
+    cls = type(model)
+    if cls._astream is BaseChatModel._astream and cls._stream is BaseChatModel._stream:
+        result = await model._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
+        for generation in result.generations:
+            yield ChatGenerationChunk(message=as_chunk(generation.message), generation_info=generation.generation_info)
+        return
+    if model.rate_limiter is not None:
+        await model.rate_limiter.aacquire(blocking=True)
+    stream = model._astream(messages, stop=stop, run_manager=run_manager, **kwargs)
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        await aclose(stream)
+
+
+def stream_chunks(
+    executor: ResilientExecutor,
+    routes: Sequence[Route],
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: CallbackManagerForLLMRun | None,
+    kwargs: Mapping[str, Any],
+) -> Iterator[ChatGenerationChunk]:
+    def attempt(ctx: AttemptContext) -> Iterator[ChatGenerationChunk]:
+        route = routes[ctx.index]
+        return _model_chunks(_chat_model(route), messages, stop, run_manager, {**route.kwargs, **kwargs})
+
+    reporter = _reporter(run_manager)
+    listeners = (reporter.report,) if reporter else ()
+    candidates = [Candidate(r.target, attempt, r.provider, r.model) for r in routes]
+    yield from executor.stream(candidates, listeners)
+
+
+async def astream_chunks(
+    executor: ResilientExecutor,
+    routes: Sequence[Route],
+    messages: list[BaseMessage],
+    stop: list[str] | None,
+    run_manager: AsyncCallbackManagerForLLMRun | None,
+    kwargs: Mapping[str, Any],
+) -> AsyncIterator[ChatGenerationChunk]:
+    reporter = _reporter(run_manager)
+
+    def attempt(ctx: AttemptContext) -> AsyncIterator[ChatGenerationChunk]:
+        route = routes[ctx.index]
+        merged = {**route.kwargs, **kwargs}
+        return _amodel_chunks(_chat_model(route), messages, stop, run_manager, merged, reporter)
+
+    listeners = (reporter.queue,) if reporter else ()
+    candidates = [Candidate(r.target, attempt, r.provider, r.model) for r in routes]
+    stream: AsyncIterator[ChatGenerationChunk] = executor.astream(candidates, listeners)
+    try:
+        async for chunk in stream:
+            yield chunk
+    finally:
+        await aclose(stream)
+        if reporter is not None and reporter.pending:
+            await reporter.flush()

@@ -1,0 +1,206 @@
+"""Turning ``model=``/``fallbacks=`` entries into named chat models, with their own retries off.
+
+An entry is a LangChain chat model, a LiteLLM model id (``"openai/gpt-4o"``), or a mapping
+``{"model": <either>, "target": "name", **chat_litellm_kwargs}``. Each becomes a ``TargetSpec`` at construction
+(name, provider and model checked then, so mistakes fail early); model ids become ``ChatLiteLLM`` instances only
+on first use (``build_model``), so constructing a wrapper imports nothing heavy beyond the id check.
+
+Why retries are turned off: the wrapper owns retrying. A wrapped ``ChatOpenAI`` (``max_retries=2``) inside our
+three retries would send up to 3 × 3 = 9 requests and hide every attempt but the last from the breaker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import re
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+
+# ChatLiteLLM fields that call-level LiteLLM retries live in: both must be 0 for us to own retrying (the OpenAI
+# client inside LiteLLM retries twice by default, and ``num_retries`` overrides it).
+_LITELLM_NO_RETRIES: dict[str, int] = {"max_retries": 0, "num_retries": 0}
+_SPEC_KEYS = frozenset({"model", "target"})
+_BUILT_CLIENT = re.compile(r"^(root_)?(async_)?client$")
+_build_lock = threading.Lock()
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """One entry of a wrapper's chain: where resilience state lives (``name``) and how to build the model."""
+
+    name: str
+    provider: str | None
+    model_name: str | None
+    source: BaseChatModel | str
+    litellm_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+def describe(value: object) -> str:
+    return f"{type(value).__module__}.{type(value).__qualname__}"
+
+
+def parse_targets(
+    primary: Any, fallbacks: Sequence[Any], *, shared_litellm_kwargs: Mapping[str, Any]
+) -> tuple[TargetSpec, ...]:
+    """Check every entry and give each a distinct target name (a duplicate gets ``#2``, ``#3``...)."""
+    if isinstance(fallbacks, str | bytes) or not isinstance(fallbacks, Sequence):
+        raise TypeError(f"fallbacks must be a list of chat models or model ids, got {describe(fallbacks)}")
+    specs: list[TargetSpec] = []
+    seen: dict[str, int] = {}
+    for index, entry in enumerate([primary, *fallbacks]):
+        where = "model" if index == 0 else f"fallbacks[{index - 1}]"
+        spec = _parse_one(entry, where, shared_litellm_kwargs)
+        count = seen.get(spec.name, 0) + 1
+        seen[spec.name] = count
+        if count > 1:
+            spec = TargetSpec(f"{spec.name}#{count}", spec.provider, spec.model_name, spec.source, spec.litellm_kwargs)
+        specs.append(spec)
+    return tuple(specs)
+
+
+def _parse_one(entry: Any, where: str, shared: Mapping[str, Any]) -> TargetSpec:
+    explicit_name: str | None = None
+    per_target: Mapping[str, Any] = {}
+    if isinstance(entry, Mapping):
+        if "model" not in entry:
+            raise ValueError(f"{where}: a mapping entry needs a 'model' key (a chat model or a LiteLLM model id)")
+        explicit_name = entry.get("target")
+        if explicit_name is not None and (not isinstance(explicit_name, str) or not explicit_name.strip()):
+            raise ValueError(f"{where}: 'target' must be a non-empty string, got {explicit_name!r}")
+        per_target = {k: v for k, v in entry.items() if k not in _SPEC_KEYS}
+        entry = entry["model"]
+        if per_target and not isinstance(entry, str):
+            raise ValueError(
+                f"{where}: extra keys {sorted(per_target)} only apply to LiteLLM model ids; set them on the "
+                "chat model instance instead"
+            )
+    if isinstance(entry, BaseChatModel):
+        provider, model_name = _instance_identity(entry)
+        name = explicit_name or _join(provider, model_name) or type(entry).__name__.lower()
+        return TargetSpec(name, provider, model_name, entry)
+    if isinstance(entry, str):
+        model_id = entry.strip()
+        if not model_id or any(ch.isspace() for ch in model_id):
+            raise ValueError(f"{where}: {entry!r} is not a LiteLLM model id; expected e.g. 'openai/gpt-4o'")
+        kwargs = {**shared, **per_target}
+        provider, model_name = litellm_identity(model_id, kwargs, where)
+        return TargetSpec(explicit_name or model_id, provider, model_name, model_id, kwargs)
+    hint = " (a Runnable that is not a chat model: wrap chat models only)" if hasattr(entry, "invoke") else ""
+    raise TypeError(
+        f"{where} must be a LangChain chat model (BaseChatModel) or a LiteLLM model id such as 'openai/gpt-4o', "
+        f"got {describe(entry)}{hint}"
+    )
+
+
+def _join(provider: str | None, model_name: str | None) -> str | None:
+    if model_name and "/" in model_name:
+        return model_name  # already a LiteLLM-style id (ChatLiteLLM reports "openai/gpt-4o")
+    if provider and model_name:
+        return f"{provider}/{model_name}"
+    return model_name or provider
+
+
+def _instance_identity(model: BaseChatModel) -> tuple[str | None, str | None]:
+    """The model's own LangSmith provider and model name: the same words its traces use."""
+    try:
+        params = model._get_ls_params()
+    except Exception:  # a model whose tracing params need call arguments still gets a name
+        params = {}
+    provider = params.get("ls_provider")
+    model_name = params.get("ls_model_name")
+    if not isinstance(model_name, str) or not model_name:
+        for attr in ("model_name", "model", "model_id"):
+            value = getattr(model, attr, None)
+            if isinstance(value, str) and value:
+                model_name = value
+                break
+        else:
+            model_name = None
+    return (provider if isinstance(provider, str) and provider else None), model_name
+
+
+def litellm_identity(model_id: str, kwargs: Mapping[str, Any], where: str) -> tuple[str, str]:
+    """(provider, model) as LiteLLM resolves the id; an id LiteLLM cannot route is a construction error."""
+    if importlib.util.find_spec("litellm") is None or importlib.util.find_spec("langchain_litellm") is None:
+        raise ImportError(
+            f"{where}={model_id!r}: model id strings need LiteLLM; install "
+            "'langchain-ailib-resilience[litellm]' (litellm and langchain-litellm), or pass a chat model instance"
+        )
+    import litellm
+
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # LiteLLM prints a provider list on failure
+            model_name, provider, _, _ = litellm.get_llm_provider(
+                model_id,
+                custom_llm_provider=kwargs.get("custom_llm_provider"),
+                api_base=kwargs.get("api_base"),
+            )
+    except Exception as exc:
+        raise ValueError(
+            f"{where}: unknown LiteLLM model id {model_id!r} (LiteLLM cannot tell its provider: "
+            f"{str(exc).splitlines()[0][:200]}); write it as 'provider/model', e.g. 'openai/gpt-4o'"
+        ) from None
+    return str(provider), str(model_name)
+
+
+def build_model(
+    spec: TargetSpec, *, own_retries_off: bool, standard: Mapping[str, Any], output_version: str | None
+) -> BaseChatModel:
+    """The chat model to call for ``spec``: a ``ChatLiteLLM`` for an id, else the instance (retries off)."""
+    if isinstance(spec.source, str):
+        model = _chat_litellm(spec, own_retries_off=own_retries_off, standard=standard)
+    else:
+        model = without_own_retries(spec.source) if own_retries_off else spec.source
+    if output_version is not None and model.output_version != output_version:
+        model = model.model_copy(update={"output_version": output_version})
+    return model
+
+
+def _chat_litellm(spec: TargetSpec, *, own_retries_off: bool, standard: Mapping[str, Any]) -> BaseChatModel:
+    with _build_lock:  # the first import of langchain_litellm is not thread-safe to race
+        from langchain_litellm import ChatLiteLLM
+
+    kwargs: dict[str, Any] = {k: v for k, v in standard.items() if v is not None}
+    kwargs.update(spec.litellm_kwargs)
+    if own_retries_off:
+        kwargs["max_retries"] = 0  # langchain-litellm's own tenacity loop
+        kwargs["model_kwargs"] = {**_LITELLM_NO_RETRIES, **dict(kwargs.get("model_kwargs") or {})}
+    try:
+        return ChatLiteLLM(model=spec.source, **kwargs)
+    except Exception as exc:
+        raise ValueError(f"cannot build ChatLiteLLM for target {spec.name!r}: {exc}") from exc
+
+
+def without_own_retries(model: BaseChatModel) -> BaseChatModel:
+    """A copy of ``model`` with ``max_retries=0`` where it has that field; the caller's instance is untouched.
+
+    SDK clients are often built at construction (``ChatOpenAI`` builds its ``openai.OpenAI`` client, with the
+    retry count baked in, then), so the copy is rebuilt from the fields the user set, leaving out the built
+    clients (fields named ``client``, ``async_client``, ``root_client``, ``root_async_client``; a user's
+    ``http_client`` is kept). Should the rebuild fail, a shallow copy with ``max_retries=0`` is used and a
+    warning says why.
+    """
+    fields = type(model).model_fields
+    if "max_retries" not in fields or getattr(model, "max_retries", None) in (0, None):
+        return model
+    values = {
+        name: getattr(model, name)
+        for name in model.model_fields_set
+        if name in fields and name != "max_retries" and not _BUILT_CLIENT.match(name)
+    }
+    try:
+        return type(model)(**values, max_retries=0)
+    except Exception as exc:
+        warnings.warn(
+            f"could not rebuild {type(model).__name__} with max_retries=0 ({exc}); using a copy with the field "
+            "set, which may not reach an SDK client built at construction: build the model with max_retries=0",
+            stacklevel=4,
+        )
+        return model.model_copy(update={"max_retries": 0})

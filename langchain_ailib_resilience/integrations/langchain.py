@@ -1,0 +1,23 @@
+"""LangChain integration: ``ResilientChatModel`` and ``FallbackChain.as_runnable``.
+
+``ResilientChatModel`` is a ``BaseChatModel`` (so LangGraph's ``create_react_agent`` and ``with_fallbacks``
+accept it) whose calls run through the ``ResilientExecutor``: retry with backoff (Retry-After aware), a circuit
+breaker, rate limiter and in-flight limit per target, and fallback across targets. Tracing: one chain run per
+call, one child run per attempt tagged ``retry:attempt:N`` (fallbacks also ``fallback:index:I`` and
+``fallback:model:<target>``), ``on_retry`` with tenacity's ``RetryCallState``, and custom events
+``resilience.<kind>`` for retries, fallbacks, rejections and circuit state changes.
+
+Wrapped models' own retries are turned off so attempts do not multiply: a model built from a LiteLLM id is
+``ChatLiteLLM(max_retries=0, model_kwargs={"max_retries": 0, "num_retries": 0})``; a chat model instance with a
+``max_retries`` field is rebuilt with ``max_retries=0`` (your instance is not changed). Pass
+``disable_inner_retries=False`` to keep them.
+"""
+
+from __future__ import annotations
+
+from ._langchain_events import EVENT_PREFIX
+from ._langchain_fallback import fallback_runnable
+from ._langchain_model import ModelSpec, ResilientChatModel
+from ._langchain_runnable import ResilientRunnable
+
+__all__ = ["EVENT_PREFIX", "ModelSpec", "ResilientChatModel", "ResilientRunnable", "fallback_runnable"]
