@@ -85,6 +85,28 @@ class _Run:
         timeout, by_deadline = self.attempt_timeout()
         return AttemptContext(candidate.target, attempt, index, timeout), by_deadline
 
+    async def waited(
+        self, check: Callable[..., Awaitable[Ticket]], state: TargetState, candidate: Candidate[Any], attempt: int
+    ) -> Ticket:
+        """The slow gate: wait for a token or a permit, and say how long it took (a ``rate_limit_wait`` event)."""
+        started = self.executor.clock.now()
+        ticket = await check(state, deadline=self.deadline)
+        self._waited(candidate, attempt, started)
+        return ticket
+
+    def waited_sync(
+        self, check: Callable[..., Ticket], state: TargetState, candidate: Candidate[Any], attempt: int
+    ) -> Ticket:
+        started = self.executor.clock.now()
+        ticket = check(state, deadline=self.deadline)
+        self._waited(candidate, attempt, started)
+        return ticket
+
+    def _waited(self, candidate: Candidate[Any], attempt: int, started: float) -> None:
+        waited = self.executor.clock.now() - started
+        if waited > 0:
+            self.event(ResilienceEvent("rate_limit_wait", candidate.target, attempt, delay=waited))
+
     def rejected(self, candidate: Candidate[Any], attempt: int, error: ResilienceError) -> None:
         """Preflight refused (open circuit, rate wait too long, in-flight full, deadline): no request was sent."""
         self._remember(candidate, attempt, error)
@@ -126,7 +148,7 @@ class _Run:
         self._remember(candidate, attempt, error)
         budget = state.budget
         decision = retry_policy.decide(
-            state.config.retry,
+            self.executor.config.retry,  # the caller's retry policy; the target's shared state holds breaker/limits
             error,
             attempt,
             now=clock.now(),
@@ -156,7 +178,10 @@ class _Run:
 
     def _state_change(self, state: TargetState, before: int) -> None:
         if state.breaker.generation != before:
-            self.event(ResilienceEvent("state_change", state.target, detail={"to_state": state.breaker.state.value}))
+            self.state_changed(state)
+
+    def state_changed(self, state: TargetState) -> None:
+        self.event(ResilienceEvent("state_change", state.target, detail={"to_state": state.breaker.state.value}))
 
     def _remember(self, candidate: Candidate[Any], attempt: int, error: ResilienceError) -> None:
         self.history.append(AttemptRecord(candidate.target, attempt, error.code, error.message, error.local))
@@ -259,11 +284,14 @@ class ResilientExecutor:
             attempt, previous_delay = 0, None
             while True:
                 attempt += 1
+                generation = state.breaker.generation
                 try:
-                    ticket = preflight.try_check(state) or await preflight.acheck(state, deadline=run.deadline)
+                    ticket = preflight.try_check(state) or await run.waited(preflight.acheck, state, candidate, attempt)
                 except ResilienceError as error:
                     run.rejected(candidate, attempt, error)
                     break
+                if state.breaker.generation != generation:  # admission turned open into half-open
+                    run.state_changed(state)
                 ctx, by_deadline = run.context(candidate, attempt, index)
                 try:
                     if ctx.timeout is None:
@@ -319,11 +347,14 @@ class ResilientExecutor:
             attempt, previous_delay = 0, None
             while True:
                 attempt += 1
+                generation = state.breaker.generation
                 try:
-                    ticket = preflight.try_check(state) or preflight.check(state, deadline=run.deadline)
+                    ticket = preflight.try_check(state) or run.waited_sync(preflight.check, state, candidate, attempt)
                 except ResilienceError as error:
                     run.rejected(candidate, attempt, error)
                     break
+                if state.breaker.generation != generation:
+                    run.state_changed(state)
                 ctx, by_deadline = run.context(candidate, attempt, index)
                 try:
                     result: T = candidate.fn(ctx)

@@ -449,3 +449,14 @@ def test_fallback_chain_input_errors() -> None:
         FallbackChain(["a", "a"])
     with pytest.raises(TypeError, match="not callable"):
         FallbackChain(["a"]).run()
+
+
+async def test_waiting_at_the_gate_is_reported(clock: FakeClock) -> None:
+    ex = executor(clock, rate_limiter=RateLimiterConfig(requests_per_second=2, burst_size=1))
+    events: list[ResilienceEvent] = []
+    ex.add_listener(events.append)
+    await ex.execute(Script("a"), target="t")
+    await ex.execute(Script("b"), target="t")
+    waits = [e for e in events if e.kind == "rate_limit_wait"]
+    assert len(waits) == 1
+    assert waits[0].delay == pytest.approx(0.5)
