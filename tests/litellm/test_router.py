@@ -1,0 +1,95 @@
+"""ResilienceCallback under litellm.Router: deployments with open circuits are filtered out, and a rejection by
+the gate sends the Router to its fallback at once instead of being retried as a transient failure."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import litellm
+import pytest
+from litellm_fixture_server import MESSAGES, FixtureServer, ok, unavailable
+
+from langchain_ailib_resilience import CircuitBreakerConfig, CircuitOpenError, ResilienceCallback, ResilientConfig
+from langchain_ailib_resilience.integrations.litellm import held_calls, target_key
+
+
+def deployment(server: FixtureServer, group: str, model: str, deployment_id: str, **extra: Any) -> dict[str, Any]:
+    params = {"model": f"openai/{model}", "api_base": server.api_base, "api_key": "test", "max_retries": 0, **extra}
+    return {"model_name": group, "litellm_params": params, "model_info": {"id": deployment_id}}
+
+
+def callback(threshold: int = 1) -> ResilienceCallback:
+    config = ResilientConfig(circuit_breaker=CircuitBreakerConfig(failure_threshold=threshold, cooldown_seconds=60))
+    return ResilienceCallback(config).register()
+
+
+async def test_filter_keeps_traffic_off_an_open_deployment(server: FixtureServer) -> None:
+    gate = callback(threshold=1)
+    server.default("rt-bad", unavailable())
+    server.default("rt-good", ok("sibling"))
+    router = litellm.Router(
+        model_list=[
+            deployment(server, "rt-group", "rt-bad", "dep-bad", order=1),  # tried first while healthy
+            deployment(server, "rt-group", "rt-good", "dep-good", order=2),
+        ],
+        num_retries=2,
+    )
+    first = await router.acompletion(model="rt-group", messages=MESSAGES)
+    assert first.choices[0].message.content == "sibling"
+    assert server.count("rt-bad") == 1
+    bad = target_key("openai/rt-bad", api_base=server.api_base, deployment_id="dep-bad")
+    assert gate.signals_snapshot(model=bad).circuit_state == "open"
+    for _ in range(4):
+        response = await router.acompletion(model="rt-group", messages=MESSAGES)
+        assert response.choices[0].message.content == "sibling"
+    assert server.count("rt-bad") == 1  # filtered out: the open deployment saw nothing more
+    assert gate.signals_snapshot(model=bad).targets[bad].rejected_total == 0  # not even a rejection
+    group = gate.signals_snapshot(model="rt-group")
+    assert set(group.targets) == {bad, target_key("openai/rt-good", api_base=server.api_base, deployment_id="dep-good")}
+    assert held_calls() == 0
+
+
+async def test_gate_rejection_goes_to_the_fallback_at_once(server: FixtureServer) -> None:
+    gate = callback(threshold=1)
+    server.default("rt-solo", unavailable())
+    server.default("rt-backup", ok("fallback"))
+    router = litellm.Router(
+        model_list=[
+            deployment(server, "rt-solo-group", "rt-solo", "dep-solo"),
+            deployment(server, "rt-backup-group", "rt-backup", "dep-backup"),
+        ],
+        fallbacks=[{"rt-solo-group": ["rt-backup-group"]}],
+        num_retries=3,
+    )
+    started = time.monotonic()
+    response = await router.acompletion(model="rt-solo-group", messages=MESSAGES)
+    elapsed = time.monotonic() - started
+    assert response.choices[0].message.content == "fallback"
+    # The failure opened the circuit of the group's only deployment: the Router skipped its retries (which
+    # would only have met the gate, after a backoff sleep each) and went to the fallback group.
+    assert server.count("rt-solo") == 1
+    solo = target_key("openai/rt-solo", api_base=server.api_base, deployment_id="dep-solo")
+    assert gate.signals_snapshot(model=solo).targets[solo].rejected_total == 0
+    assert elapsed < 2.0, "the Router slept before falling back"
+    started_again = time.monotonic()
+    for _ in range(3):
+        response = await router.acompletion(model="rt-solo-group", messages=MESSAGES)
+        assert response.choices[0].message.content == "fallback"
+    assert server.count("rt-solo") == 1
+    assert gate.signals_snapshot(model=solo).targets[solo].rejected_total == 3  # once per call, never retried
+    assert time.monotonic() - started_again < 2.0, "the Router slept before falling back"
+
+
+async def test_gate_rejection_without_fallback_reaches_the_caller(server: FixtureServer) -> None:
+    callback(threshold=1)
+    server.default("rt-alone", unavailable())
+    router = litellm.Router(model_list=[deployment(server, "rt-alone-group", "rt-alone", "dep-alone")], num_retries=3)
+    with pytest.raises(litellm.ServiceUnavailableError):
+        await router.acompletion(model="rt-alone-group", messages=MESSAGES)
+    started = time.monotonic()
+    with pytest.raises(CircuitOpenError) as caught:
+        await router.acompletion(model="rt-alone-group", messages=MESSAGES)
+    assert time.monotonic() - started < 2.0
+    assert caught.value.retry_after is not None and caught.value.retry_after > 0
+    assert server.count("rt-alone") == 1
