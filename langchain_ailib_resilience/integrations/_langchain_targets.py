@@ -23,6 +23,8 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
+from ._litellm_common import target_key
+
 # ChatLiteLLM fields that call-level LiteLLM retries live in: both must be 0 for us to own retrying (the OpenAI
 # client inside LiteLLM retries twice by default, and ``num_retries`` overrides it).
 _LITELLM_NO_RETRIES: dict[str, int] = {"max_retries": 0, "num_retries": 0}
@@ -91,7 +93,12 @@ def _parse_one(entry: Any, where: str, shared: Mapping[str, Any]) -> TargetSpec:
             raise ValueError(f"{where}: {entry!r} is not a LiteLLM model id; expected e.g. 'openai/gpt-4o'")
         kwargs = {**shared, **per_target}
         provider, model_name = litellm_identity(model_id, kwargs, where)
-        return TargetSpec(explicit_name or model_id, provider, model_name, model_id, kwargs)
+        # Named exactly as the LiteLLM integration names the same call, so a ResilientChatModel, the callback
+        # and resilient_acompletion share one breaker and limiter for it.
+        name = explicit_name or target_key(
+            model_id, api_base=kwargs.get("api_base"), custom_llm_provider=kwargs.get("custom_llm_provider")
+        )
+        return TargetSpec(name, provider, model_name, model_id, kwargs)
     hint = " (a Runnable that is not a chat model: wrap chat models only)" if hasattr(entry, "invoke") else ""
     raise TypeError(
         f"{where} must be a LangChain chat model (BaseChatModel) or a LiteLLM model id such as 'openai/gpt-4o', "

@@ -24,7 +24,8 @@ def test_model_ids_become_chat_litellm_with_their_retries_off() -> None:
         api_key="sk-test",
         litellm_kwargs={"api_base": "http://127.0.0.1:9/v1"},
     )
-    assert model.targets == ["openai/gpt-4o", "claude"]
+    # Named as the LiteLLM integration names the same call: provider/model@api_base (an explicit target wins).
+    assert model.targets == ["openai/gpt-4o@http://127.0.0.1:9/v1", "claude"]
     params = model._get_ls_params()
     assert (params["ls_provider"], params["ls_model_name"]) == ("openai", "gpt-4o")
     openai_model, claude_model = (route.runnable for route in model._base_routes())
