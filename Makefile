@@ -36,7 +36,7 @@ emulator: install
 
 bench: install
 	$(PY) -m pip install --quiet -e . --group bench
-	$(PY) -m benchmarks
+	$(PY) -m benchmarks --duration 30
 
 cassettes: install
 	$(PY) scripts/record_cassettes.py
