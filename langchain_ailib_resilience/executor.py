@@ -60,7 +60,7 @@ class _Run:
 
     def __init__(self, executor: ResilientExecutor, n_candidates: int, listeners: Sequence[EventListener]) -> None:
         self.executor = executor
-        total = executor.config.total_timeout
+        total = executor.total_timeout
         self.deadline = None if total is None else executor.clock.now() + total
         self.history: list[AttemptRecord] = []
         self.last_error: ResilienceError | None = None
@@ -71,19 +71,14 @@ class _Run:
         if self.listeners:
             emit(self.listeners, event)
 
-    def attempt_timeout(self) -> tuple[float | None, bool]:
-        """The attempt's timeout and whether it is the total deadline (not the attempt timeout) that bounds it."""
-        per_attempt = self.executor.config.attempt_timeout
-        if self.deadline is None:
-            return per_attempt, False
-        left = self.deadline - self.executor.clock.now()
-        if per_attempt is None or left < per_attempt:
-            return max(left, 0.0), True
-        return per_attempt, False
-
     def context(self, candidate: Candidate[Any], attempt: int, index: int) -> tuple[AttemptContext, bool]:
-        timeout, by_deadline = self.attempt_timeout()
-        return AttemptContext(candidate.target, attempt, index, timeout), by_deadline
+        """The attempt's context, and whether the total deadline (not the attempt timeout) bounds its time."""
+        per_attempt = self.executor.attempt_timeout
+        if self.deadline is not None:
+            left = self.deadline - self.executor.clock.now()
+            if per_attempt is None or left < per_attempt:
+                return AttemptContext(candidate.target, attempt, index, max(left, 0.0)), True
+        return AttemptContext(candidate.target, attempt, index, per_attempt), False
 
     async def waited(
         self, check: Callable[..., Awaitable[Ticket]], state: TargetState, candidate: Candidate[Any], attempt: int
@@ -236,6 +231,9 @@ class ResilientExecutor:
         self.preflight = PreflightChecker(self.config, registry=registry, clock=self.clock)
         self.listeners: tuple[EventListener, ...] = tuple(listeners)
         self._states: dict[str, TargetState] = {}
+        # Read on every call: plain attributes beat walking the frozen config each time.
+        self.attempt_timeout = self.config.attempt_timeout
+        self.total_timeout = self.config.total_timeout
 
     def add_listener(self, listener: EventListener) -> None:
         """Receive every ``ResilienceEvent`` of every call through this executor."""
@@ -321,7 +319,10 @@ class ResilientExecutor:
         A running sync call cannot be interrupted in Python: ``attempt_timeout`` reaches it as ``ctx.timeout``
         for the client's own timeout (the integrations pass it on); deadlines still bound every wait.
         """
-        return self.run_sync([Candidate(target, lambda _ctx: fn(*args, **kwargs))])
+        candidate: Candidate[T] = Candidate(target, lambda _ctx: fn(*args, **kwargs))
+        result, ticket, run = self._attempts_sync([candidate], ())
+        run.succeeded(ticket)
+        return result
 
     def execute_chain_sync(self, targets: Sequence[tuple[str, Callable[[], T]]]) -> T:
         return self.run_sync([Candidate(name, _ignore_ctx(fn)) for name, fn in targets])

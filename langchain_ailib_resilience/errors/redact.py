@@ -23,8 +23,30 @@ _PATTERNS: tuple[re.Pattern[str], ...] = (
 REDACTED = "[REDACTED]"
 
 
+# Every pattern above needs one of these (lower-cased) in the text; most error messages have none, and errors are
+# built on hot paths (an open circuit rejects every call), so the regexes run only when one is present.
+_TRIGGERS = (
+    "sk-",
+    "bearer",
+    "basic",
+    "key",
+    "token",
+    "authorization",
+    "secret",
+    "password",
+    "aiza",
+    "akia",
+    "asia",
+    "gsk_",
+    "xai-",
+)
+
+
 def redact(text: str) -> str:
     """Return ``text`` with API keys, bearer tokens and credential fields replaced by ``[REDACTED]``."""
+    lowered = text.lower()
+    if not any(trigger in lowered for trigger in _TRIGGERS):
+        return text
     for pattern in _PATTERNS:
         if pattern.groups >= 2:
             text = pattern.sub(lambda m: m.group(1) + REDACTED, text)

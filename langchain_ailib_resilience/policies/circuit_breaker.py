@@ -94,7 +94,7 @@ class CircuitBreaker:
         self._clock = clock or SYSTEM_CLOCK
         self._lock = threading.Lock()
         self._state = CircuitState.CLOSED
-        self._generation = 0
+        self.generation = 0  # bumped on every state change; admissions carry it so stale outcomes are told apart
         self._closed_permit = BreakerPermit(0)
         self._consecutive_failures = 0
         self._window: deque[tuple[float, bool]] = deque()
@@ -138,11 +138,11 @@ class CircuitBreaker:
         if old is new:
             return
         self._state = new
-        self._generation += 1
+        self.generation += 1
         self._probes_in_flight = 0
         self._probe_successes = 0
         if new is CircuitState.CLOSED:
-            self._closed_permit = BreakerPermit(self._generation)
+            self._closed_permit = BreakerPermit(self.generation)
             self._consecutive_failures = 0
             self._window.clear()
             self._window_failures = 0
@@ -184,7 +184,7 @@ class CircuitBreaker:
                     return self._closed_permit
                 if state is CircuitState.HALF_OPEN and self._probes_in_flight < self.config.half_open_max_calls:
                     self._probes_in_flight += 1
-                    return BreakerPermit(self._generation, probe=True)
+                    return BreakerPermit(self.generation, probe=True)
                 self.rejected_total += 1
                 if state is CircuitState.OPEN:
                     left = None if self._forced_open else max(0.0, self._opened_at + self._cooldown - self._clock.now())
@@ -220,7 +220,7 @@ class CircuitBreaker:
         if not permit.probe:
             return
         with self._lock:
-            if permit.generation == self._generation and self._probes_in_flight > 0:
+            if permit.generation == self.generation and self._probes_in_flight > 0:
                 self._probes_in_flight -= 1
 
     def _record(self, permit: BreakerPermit, *, failed: bool) -> None:
@@ -228,7 +228,7 @@ class CircuitBreaker:
             return
         changes: list[tuple[CircuitState, CircuitState]] = []
         with self._lock:
-            if permit.generation != self._generation:
+            if permit.generation != self.generation:
                 return  # admitted before the last state change: its outcome says nothing about now
             if self._state is CircuitState.HALF_OPEN:
                 if permit.probe and self._probes_in_flight > 0:
@@ -353,11 +353,6 @@ class CircuitBreaker:
             if self._forced_open:
                 return float("inf")
             return max(0.0, self._opened_at + self._cooldown - self._clock.now())
-
-    @property
-    def generation(self) -> int:
-        """Bumped on every state change; admissions carry it so stale outcomes can be told apart."""
-        return self._generation
 
     @property
     def probes_in_flight(self) -> int:

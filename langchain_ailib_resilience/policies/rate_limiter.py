@@ -250,7 +250,14 @@ class RateLimiter(BaseRateLimiter):
 
     def try_acquire(self, tokens: float = 1) -> bool:
         """Take ``tokens`` only if free now and nobody is queued; never waits."""
-        return self._admit_or_enqueue(tokens, False, None, is_async=False) is None
+        if not 0 < tokens <= self.burst:  # also catches NaN
+            self._check_amount(tokens)
+        with self._lock:
+            if self._take_if_free(tokens):
+                self.granted_total += 1
+                return True
+            self.rejected_total += 1
+            return False
 
     def refund(self, tokens: float = 1) -> None:
         """Give back tokens taken but not used (a later check failed, the caller was cancelled)."""
