@@ -8,6 +8,7 @@ one benchmark (``--only NAME``) replaces its own section and keeps the others.
 
 from __future__ import annotations
 
+import argparse
 import datetime as _dt
 import importlib.metadata
 import math
@@ -16,7 +17,7 @@ import platform
 import re
 import statistics
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -248,3 +249,11 @@ def _summary(bodies: dict[str, str], order: Sequence[str]) -> str:
     if len(lines) == 2:
         lines.append("- (no targets recorded)")
     return "\n".join(lines) + "\n"
+
+
+def run_from_command_line(run: Callable[[Options], Section], doc: str | None) -> None:
+    """``python -m benchmarks.bench_x [--quick]``: run one benchmark and print its table."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0] if doc else None)
+    parser.add_argument("--quick", action="store_true")
+    ns = parser.parse_args()
+    print(run(Options(quick=ns.quick, verbose=True)).markdown())

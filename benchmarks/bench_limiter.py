@@ -19,7 +19,6 @@ Run alone: ``.venv/bin/python -m benchmarks.bench_limiter [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
@@ -28,7 +27,7 @@ from typing import Any
 
 from langchain_ailib_resilience import RateLimiter
 
-from ._report import Options, Section, Table, Target, fmt, median, worst_window
+from ._report import Options, Section, Table, Target, fmt, median, run_from_command_line, worst_window
 
 RATE = 50.0
 TASKS = 200
@@ -230,10 +229,7 @@ def run(opts: Options) -> Section:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    ns = parser.parse_args()
-    print(run(Options(quick=ns.quick, verbose=True)).markdown())
+    run_from_command_line(run, __doc__)
 
 
 if __name__ == "__main__":

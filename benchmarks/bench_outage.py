@@ -23,7 +23,6 @@ Run alone: ``.venv/bin/python -m benchmarks.bench_outage [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import os
@@ -55,7 +54,7 @@ from ._llm import (
     resilient_acompletion_fn,
     resilient_chat_model_cls,
 )
-from ._report import Options, Section, Table, Target, fmt, percentile
+from ._report import Options, Section, Table, Target, fmt, percentile, run_from_command_line
 
 THRESHOLD = 3
 COOLDOWN = 5.0
@@ -492,10 +491,7 @@ def _section(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    ns = parser.parse_args()
-    print(run(Options(quick=ns.quick, verbose=True)).markdown())
+    run_from_command_line(run, __doc__)
 
 
 if __name__ == "__main__":

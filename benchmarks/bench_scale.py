@@ -11,7 +11,6 @@ Run alone: ``.venv/bin/python -m benchmarks.bench_scale [--quick]``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import time
@@ -30,7 +29,7 @@ from langchain_ailib_resilience import (
 from langchain_ailib_resilience.config import BackpressureConfig
 from langchain_ailib_resilience.registry import Registry
 
-from ._report import Options, Section, Table, Target, fmt, median
+from ._report import Options, Section, Table, Target, fmt, median, run_from_command_line
 
 CALLS = 10_000
 QUICK_CALLS = 2_000
@@ -195,10 +194,7 @@ def run(opts: Options) -> Section:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    ns = parser.parse_args()
-    print(run(Options(quick=ns.quick, verbose=True)).markdown())
+    run_from_command_line(run, __doc__)
 
 
 if __name__ == "__main__":
