@@ -298,9 +298,16 @@ class ResilienceCallback(CustomLogger):
         return None  # the Router retries through the gate: its retries stay on
 
     def _without_sdk_retries(self, kwargs: dict[str, Any]) -> dict[str, Any] | None:
-        """Turn off LiteLLM's SDK-level retries: they resend a failed call without passing the gate again."""
+        """Turn off LiteLLM's SDK-level retries: they resend a failed call without passing the gate again.
+
+        The OpenAI client inside LiteLLM also retries twice by default, invisibly: the breaker would count three
+        requests as one failure. Unless the caller set ``max_retries`` themselves, it is set to 0 too.
+        """
+        client_retries_off = kwargs.get("max_retries") is None
+        if client_retries_off:
+            kwargs["max_retries"] = 0
         if not _sdk_retries(kwargs):
-            return None
+            return kwargs if client_retries_off else None
         kwargs["num_retries"] = 0
         kwargs.pop("retry_policy", None)
         if not self._warned_sdk_retries:

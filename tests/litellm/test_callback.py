@@ -132,6 +132,20 @@ async def test_sdk_retries_are_turned_off_for_gated_calls(server: FixtureServer)
     assert server.count("cb-sdk") == 1  # LiteLLM's hidden retries would have resent it, ungated
 
 
+async def test_the_openai_clients_hidden_retries_are_turned_off_unless_asked_for(server: FixtureServer) -> None:
+    """Without max_retries the OpenAI client inside LiteLLM resends a 503 twice, unseen: one gated call would
+    reach the provider three times and count as one failure."""
+    ResilienceCallback(breaker(threshold=5)).register()
+    server.default("cb-client", unavailable())
+    kwargs = {k: v for k, v in call_kwargs(server, "cb-client").items() if k != "max_retries"}
+    with pytest.raises(litellm.ServiceUnavailableError):
+        await litellm.acompletion(**kwargs)
+    assert server.count("cb-client") == 1
+    with pytest.raises(litellm.ServiceUnavailableError):
+        await litellm.acompletion(**kwargs, max_retries=1)  # an explicit choice is respected
+    assert server.count("cb-client") == 3
+
+
 async def test_refusing_a_call_with_sdk_retries_warns(server: FixtureServer) -> None:
     ResilienceCallback(breaker(threshold=1)).register()
     server.default("cb-sdk-open", unavailable())
