@@ -6,7 +6,7 @@ STAMP   = $(VENV)/.installed
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
-.PHONY: install check lint format test demo bench emulator cassettes clean
+.PHONY: install check lint format test demo bench emulator cassettes notebooks-clear clean
 
 install: $(STAMP)
 
@@ -17,13 +17,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 check: install
-	$(VENV)/bin/ruff check langchain_ailib_resilience tests benchmarks
-	$(VENV)/bin/ruff format --check langchain_ailib_resilience tests benchmarks
+	$(VENV)/bin/ruff check langchain_ailib_resilience tests benchmarks scripts
+	$(VENV)/bin/ruff format --check langchain_ailib_resilience tests benchmarks scripts
 	$(VENV)/bin/mypy
 
 format: install
-	$(VENV)/bin/ruff check --fix langchain_ailib_resilience tests benchmarks
-	$(VENV)/bin/ruff format langchain_ailib_resilience tests benchmarks
+	$(VENV)/bin/ruff check --fix langchain_ailib_resilience tests benchmarks scripts
+	$(VENV)/bin/ruff format langchain_ailib_resilience tests benchmarks scripts
 
 test: install check
 	$(VENV)/bin/pytest
@@ -40,6 +40,9 @@ bench: install
 
 cassettes: install
 	$(PY) scripts/record_cassettes.py
+
+notebooks-clear: install
+	$(PY) scripts/clear_notebooks.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
