@@ -282,13 +282,12 @@ class ResilientExecutor:
             attempt, previous_delay = 0, None
             while True:
                 attempt += 1
-                generation = state.breaker.generation
                 try:
                     ticket = preflight.try_check(state) or await run.waited(preflight.acheck, state, candidate, attempt)
                 except ResilienceError as error:
                     run.rejected(candidate, attempt, error)
                     break
-                if state.breaker.generation != generation:  # admission turned open into half-open
+                if ticket.changed_state:  # this admission turned the circuit half-open
                     run.state_changed(state)
                 ctx, by_deadline = run.context(candidate, attempt, index)
                 try:
@@ -348,13 +347,12 @@ class ResilientExecutor:
             attempt, previous_delay = 0, None
             while True:
                 attempt += 1
-                generation = state.breaker.generation
                 try:
                     ticket = preflight.try_check(state) or run.waited_sync(preflight.check, state, candidate, attempt)
                 except ResilienceError as error:
                     run.rejected(candidate, attempt, error)
                     break
-                if state.breaker.generation != generation:
+                if ticket.changed_state:
                     run.state_changed(state)
                 ctx, by_deadline = run.context(candidate, attempt, index)
                 try:

@@ -21,12 +21,13 @@ from .registry import DEFAULT_REGISTRY, Registry, TargetState
 class Ticket:
     """What a passed preflight holds; settle it once with ``success()``, ``failure(...)`` or ``release()``."""
 
-    __slots__ = ("_settled", "permit", "state", "tokens")
+    __slots__ = ("_settled", "changed_state", "permit", "state", "tokens")
 
-    def __init__(self, state: TargetState, permit: BreakerPermit, tokens: float) -> None:
+    def __init__(self, state: TargetState, permit: BreakerPermit, tokens: float, changed_state: bool = False) -> None:
         self.state = state
         self.permit = permit
         self.tokens = tokens
+        self.changed_state = changed_state  # this admission turned the circuit half-open (report it once)
         self._settled = False
 
     @property
@@ -116,7 +117,7 @@ class PreflightChecker:
     def try_check(self, state: TargetState, *, tokens: float = 1) -> Ticket | None:
         """Non-blocking fast path: a ticket if admission, tokens and a permit are all free now, else ``None``
         (nothing held). An open circuit still raises ``CircuitOpenError``."""
-        permit = state.breaker.admit()
+        permit, changed = self._admit(state)
         limiter, backpressure = state.limiter, state.backpressure
         if limiter is not None and not limiter.try_acquire(tokens):
             state.breaker.release(permit)
@@ -124,44 +125,67 @@ class PreflightChecker:
         if backpressure is not None and not backpressure.try_acquire():
             self._give_back(state, permit, tokens if limiter is not None else 0.0)
             return None
-        return Ticket(state, permit, tokens if limiter is not None else 0.0)
+        return Ticket(state, permit, tokens if limiter is not None else 0.0, changed)
 
     def check(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
         """Reserve admission, ``tokens`` and a permit for ``target`` (blocking), or raise a local rejection."""
         state = target if isinstance(target, TargetState) else self.state(target)
         rate_wait, inflight_wait = self._bounds(state, deadline)
-        permit = state.breaker.admit()
-        taken = 0.0
+        permit, changed = self._admit(state)
+        taken, holding = 0.0, False
         try:
             if state.limiter is not None:
                 state.limiter.acquire_or_raise(tokens=tokens, timeout=rate_wait)
                 taken = tokens
             if state.backpressure is not None:
                 state.backpressure.acquire(timeout=inflight_wait)
+                holding = True
+            permit, changed = self._readmit_if_stale(state, permit, changed)
         except BaseException:
-            self._give_back(state, permit, taken)
+            self._give_back(state, permit, taken, holding)
             raise
-        return Ticket(state, permit, taken)
+        return Ticket(state, permit, taken, changed)
 
     async def acheck(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
         """Async ``check``; a cancelled caller gives back everything it held."""
         state = target if isinstance(target, TargetState) else self.state(target)
         rate_wait, inflight_wait = self._bounds(state, deadline)
-        permit = state.breaker.admit()
-        taken = 0.0
+        permit, changed = self._admit(state)
+        taken, holding = 0.0, False
         try:
             if state.limiter is not None:
                 await state.limiter.aacquire_or_raise(tokens=tokens, timeout=rate_wait)
                 taken = tokens
             if state.backpressure is not None:
                 await state.backpressure.aacquire(timeout=inflight_wait)
+                holding = True
+            permit, changed = self._readmit_if_stale(state, permit, changed)
         except BaseException:
-            self._give_back(state, permit, taken)
+            self._give_back(state, permit, taken, holding)
             raise
-        return Ticket(state, permit, taken)
+        return Ticket(state, permit, taken, changed)
 
     @staticmethod
-    def _give_back(state: TargetState, permit: BreakerPermit, taken: float) -> None:
+    def _admit(state: TargetState) -> tuple[BreakerPermit, bool]:
+        """Admission, and whether this admission itself changed the circuit's state (open → half-open)."""
+        before = state.breaker.generation
+        permit = state.breaker.admit()
+        return permit, state.breaker.generation != before
+
+    @classmethod
+    def _readmit_if_stale(cls, state: TargetState, permit: BreakerPermit, changed: bool) -> tuple[BreakerPermit, bool]:
+        """After waiting for a token or a permit, ask the breaker again if its state changed meanwhile: a circuit
+        that opened while this caller queued must stop it here, before anything is sent."""
+        if permit.generation == state.breaker.generation:
+            return permit, changed
+        state.breaker.release(permit)
+        readmitted, changed_now = cls._admit(state)
+        return readmitted, changed or changed_now
+
+    @staticmethod
+    def _give_back(state: TargetState, permit: BreakerPermit, taken: float, holding: bool = False) -> None:
         state.breaker.release(permit)
         if taken and state.limiter is not None:
             state.limiter.refund(taken)
+        if holding and state.backpressure is not None:
+            state.backpressure.release()

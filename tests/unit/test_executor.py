@@ -460,3 +460,59 @@ async def test_waiting_at_the_gate_is_reported(clock: FakeClock) -> None:
     waits = [e for e in events if e.kind == "rate_limit_wait"]
     assert len(waits) == 1
     assert waits[0].delay == pytest.approx(0.5)
+
+
+async def test_callers_queued_when_the_circuit_opens_are_stopped_before_sending(clock: FakeClock) -> None:
+    """Ten callers wait for rate tokens; the first one's failure opens the circuit; the other nine must not send."""
+    config = {
+        "retry": RetryConfig(max_retries=0),
+        "rate_limiter": RateLimiterConfig(requests_per_second=20, burst_size=1, max_wait=None),
+        "circuit_breaker": CircuitBreakerConfig(failure_threshold=1, cooldown_seconds=30),
+    }
+    ex = executor(clock, **config)
+    events: list[ResilienceEvent] = []
+    ex.add_listener(events.append)
+    sent = 0
+
+    async def fail() -> str:
+        nonlocal sent
+        sent += 1
+        await clock.asleep(0.01)
+        raise provider_error("E3001")
+
+    results = await asyncio.gather(*(ex.execute(fail, target="t") for _ in range(10)), return_exceptions=True)
+    assert sent == 1
+    assert sum(isinstance(r, CircuitOpenError) for r in results) == 9
+    assert ex.state("t").limiter.remaining == pytest.approx(1)  # type: ignore[union-attr]  # tokens given back
+    assert ex.state("t").backpressure.inflight == 0  # type: ignore[union-attr]
+    # One transition, one event (not one per waiting caller).
+    assert [e.detail["to_state"] for e in events if e.kind == "state_change"] == ["open"]
+
+
+def test_sync_callers_queued_when_the_circuit_opens_are_stopped_too(clock: FakeClock) -> None:
+    ex = executor(
+        clock,
+        retry=RetryConfig(max_retries=0),
+        backpressure=BackpressureConfig(max_inflight=1, max_wait=None),
+        circuit_breaker=CircuitBreakerConfig(failure_threshold=1, cooldown_seconds=30),
+    )
+    state = ex.state("t")
+    assert state.backpressure is not None
+    state.backpressure.acquire()  # someone holds the only permit
+    outcome: list[BaseException | str] = []
+
+    def queued_caller() -> None:
+        try:
+            outcome.append(ex.execute_sync(lambda: "sent", target="t"))
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=queued_caller)
+    thread.start()
+    while state.backpressure.waiting == 0:
+        pass
+    state.breaker.record_failure(state.breaker.admit(), StandardErrorCode.OVERLOADED)  # the circuit opens
+    state.backpressure.release()
+    thread.join(timeout=10)
+    assert len(outcome) == 1 and isinstance(outcome[0], CircuitOpenError)
+    assert state.backpressure.inflight == 0
