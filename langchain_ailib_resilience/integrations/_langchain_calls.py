@@ -43,6 +43,9 @@ class Route(NamedTuple):
     provider: str | None = None
     model: str | None = None
     kwargs: Mapping[str, Any] = _NO_KWARGS
+    # Built from a LiteLLM id: call-time kwargs reach litellm.completion, so a sync attempt's timeout can be
+    # handed to the client (a running sync call cannot be interrupted any other way).
+    takes_timeout: bool = False
 
 
 class Call:
@@ -103,8 +106,14 @@ class Call:
         kwargs = {**route.kwargs, **self.kwargs} if route.kwargs else self.kwargs
         return route.runnable, kwargs
 
-    def invoke(self, ctx: AttemptContext) -> Any:
+    def _sync_target(self, ctx: AttemptContext) -> tuple[Runnable[Any, Any], Mapping[str, Any]]:
         runnable, kwargs = self._target(ctx)
+        if ctx.timeout is not None and self.routes[ctx.index].takes_timeout:
+            kwargs = {**kwargs, "timeout": ctx.timeout}
+        return runnable, kwargs
+
+    def invoke(self, ctx: AttemptContext) -> Any:
+        runnable, kwargs = self._sync_target(ctx)
         return runnable.invoke(self.input, self.child_config(ctx), **kwargs)
 
     async def ainvoke(self, ctx: AttemptContext) -> Any:
@@ -114,7 +123,7 @@ class Call:
         return await runnable.ainvoke(self.input, self.child_config(ctx), **kwargs)
 
     def stream(self, ctx: AttemptContext) -> Iterator[Any]:
-        runnable, kwargs = self._target(ctx)
+        runnable, kwargs = self._sync_target(ctx)
         return runnable.stream(self.input, self.child_config(ctx), **kwargs)
 
     def astream(self, ctx: AttemptContext) -> AsyncIterator[Any]:

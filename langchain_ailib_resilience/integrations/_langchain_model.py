@@ -220,6 +220,7 @@ class ResilientChatModel(BaseChatModel):
                             ),
                             spec.provider,
                             spec.model_name,
+                            takes_timeout=isinstance(spec.source, str),
                         )
                         for spec in self._specs
                     )
@@ -436,7 +437,9 @@ class ResilientChatModel(BaseChatModel):
                 raise NotImplementedError(
                     f"target {route.target!r} ({type(model).__name__}) does not support structured output"
                 ) from exc
-            routes.append(Route(route.target, structured, route.provider, route.model))
+            routes.append(
+                Route(route.target, structured, route.provider, route.model, takes_timeout=route.takes_timeout)
+            )
         return ResilientRunnable(routes, self._executor, name=f"{self.get_name()}.with_structured_output")
 
 

@@ -173,17 +173,7 @@ def _cases() -> list[Any]:
     for provider, modes in MODES_BY_PROVIDER.items():
         for mode in modes:
             for fault in FAULTS:
-                marks = []
-                if fault == "hang" and mode in SYNC_LANGCHAIN:
-                    marks.append(
-                        pytest.mark.xfail(
-                            reason="product gap: attempt_timeout does not reach sync ResilientChatModel attempts "
-                            "(invoke/stream/batch): the first attempt waits out the whole hang and is retried as "
-                            "E3001 (connection closed), not cut at the attempt timeout as E3003",
-                            strict=False,
-                        )
-                    )
-                cases.append(pytest.param(provider, mode, fault, marks=marks, id=f"{provider}-{mode}-{fault}"))
+                cases.append(pytest.param(provider, mode, fault, id=f"{provider}-{mode}-{fault}"))
     return cases
 
 
