@@ -327,6 +327,10 @@ class _Server(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
+    # Called just before the bytes that let the client finish (the body, the last chunk, the close), so the
+    # in-flight count never includes a request its client has already seen end: peaks are a lower bound of the
+    # client's own concurrency, never above it.
+    finishing: Callable[[], None] | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -363,11 +367,18 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.emulator._handle(self)
 
 
+def _finishing(handler: BaseHTTPRequestHandler) -> None:
+    release = getattr(handler, "finishing", None)
+    if release is not None:
+        release()
+
+
 def _send(handler: BaseHTTPRequestHandler, status: int, headers: Mapping[str, str], body: bytes) -> None:
     handler.send_response(status)
     for name, value in headers.items():
         handler.send_header(name, value)
     handler.send_header("content-length", str(len(body)))
+    _finishing(handler)  # headers are buffered until end_headers: nothing has reached the client yet
     handler.end_headers()
     handler.wfile.write(body)
 
@@ -381,6 +392,7 @@ def _drop(handler: BaseHTTPRequestHandler, *, reset: bool) -> None:
     """End the connection without (the rest of) an answer: RST if ``reset``, otherwise a plain close."""
     handler.close_connection = True
     connection = handler.connection
+    _finishing(handler)
     with contextlib.suppress(OSError):
         if reset:
             # Linger 0 turns the close into an RST: the client sees "connection reset by peer".
@@ -721,12 +733,21 @@ class ProviderEmulator:
             _send_not_found(handler)
             return
         behaviour, limit, answer, request_id = self._admit(route, arrived)
+        released = threading.Event()
+
+        def release_once() -> None:
+            if not released.is_set():
+                released.set()
+                self._release(route.model)
+
+        handler.finishing = release_once
         try:
             self._answer(handler, route, behaviour, answer, request_id, limit)
         except OSError:
             handler.close_connection = True  # the client went away (timed out, cancelled): nothing to answer
         finally:
-            self._release(route.model)
+            handler.finishing = None
+            release_once()
 
     def _answer(
         self,
@@ -847,6 +868,7 @@ class ProviderEmulator:
                 break
             handler.wfile.write(b"%x\r\n%s\r\n" % (len(event.data), event.data))
         if complete:
+            _finishing(handler)
             handler.wfile.write(b"0\r\n\r\n")
         else:
             _drop(handler, reset=False)
