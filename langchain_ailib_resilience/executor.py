@@ -258,7 +258,7 @@ class ResilientExecutor:
 
     async def execute_chain(self, targets: Sequence[tuple[str, Callable[[], Awaitable[T]]]]) -> T:
         """Try ``(target, fn)`` pairs in order, falling back on fallbackable errors."""
-        return await self.run([Candidate(name, _ignore_ctx(fn)) for name, fn in targets])
+        return await self.run([Candidate(name, call_without_context(fn)) for name, fn in targets])
 
     async def run(self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener] = ()) -> T:
         """The async loop: each candidate's ``fn(ctx)`` returns an awaitable."""
@@ -324,7 +324,7 @@ class ResilientExecutor:
         return result
 
     def execute_chain_sync(self, targets: Sequence[tuple[str, Callable[[], T]]]) -> T:
-        return self.run_sync([Candidate(name, _ignore_ctx(fn)) for name, fn in targets])
+        return self.run_sync([Candidate(name, call_without_context(fn)) for name, fn in targets])
 
     def run_sync(self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener] = ()) -> T:
         """The sync loop: each candidate's ``fn(ctx)`` returns the result."""
@@ -394,12 +394,7 @@ class ResilientExecutor:
                 async for chunk in stream:
                     yield chunk
         except Exception as exc:
-            surfaced = classify_error(exc)
-            ticket.failure(surfaced.code)
-            raise surfaced from exc
-        except BaseException:
-            ticket.release()
-            raise
+            raise _surfaced_mid_stream(ticket, exc) from exc
         else:
             run.succeeded(ticket)
         finally:
@@ -419,12 +414,7 @@ class ResilientExecutor:
                 yield first
                 yield from stream
         except Exception as exc:
-            surfaced = classify_error(exc)
-            ticket.failure(surfaced.code)
-            raise surfaced from exc
-        except BaseException:
-            ticket.release()
-            raise
+            raise _surfaced_mid_stream(ticket, exc) from exc
         else:
             run.succeeded(ticket)
         finally:
@@ -481,7 +471,16 @@ def _sync_opener(
     return open_and_peek
 
 
-def _ignore_ctx(fn: Callable[[], T]) -> Callable[[AttemptContext], T]:
+def _surfaced_mid_stream(ticket: Ticket, exc: Exception) -> ResilienceError:
+    """A stream failed after its first chunk: no retry, no fallback; count it and surface it normalised.
+    (Cancellation and early closes fall through to the stream's ``finally``, which releases without a verdict.)"""
+    error = classify_error(exc)
+    ticket.failure(error.code)
+    return error
+
+
+def call_without_context(fn: Callable[[], T]) -> Callable[[AttemptContext], T]:
+    """Adapt a zero-argument callable to a ``Candidate`` function, which is handed an ``AttemptContext``."""
     return lambda _ctx: fn()
 
 

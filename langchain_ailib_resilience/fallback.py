@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 from .clock import Clock
 from .config import ResilientConfig
-from .executor import AttemptContext, Candidate, ResilientExecutor
+from .executor import AttemptContext, Candidate, ResilientExecutor, call_without_context
 from .registry import Registry
 from .signals import SignalsSnapshot
 
@@ -73,14 +73,14 @@ class FallbackChain:
     def config(self) -> ResilientConfig:
         return self.executor.config
 
-    def _candidates(self, call: Callable[[Any], Any] | None, sync: bool) -> list[Candidate[Any]]:
+    def _candidates(self, call: Callable[[Any], Any] | None) -> list[Candidate[Any]]:
         candidates: list[Candidate[Any]] = []
         for name, target in zip(self.names, self.targets, strict=True):
             payload = target[1] if isinstance(target, tuple) else target
             if call is not None:
                 fn = _bind(call, payload)
             elif callable(payload):
-                fn = _bind_zero(payload)
+                fn = call_without_context(payload)
             else:
                 raise TypeError(
                     f"target {name!r} is not callable: pass a function that takes the target, e.g. "
@@ -91,12 +91,12 @@ class FallbackChain:
 
     async def arun(self, call: Callable[[Any], Awaitable[T]] | None = None, /) -> T:
         """Await ``call(target)`` (or ``target()``) for each target in order until one succeeds."""
-        result: T = await self.executor.run(self._candidates(call, sync=False))
+        result: T = await self.executor.run(self._candidates(call))
         return result
 
     def run(self, call: Callable[[Any], T] | None = None, /) -> T:
         """Blocking ``arun``."""
-        result: T = self.executor.run_sync(self._candidates(call, sync=True))
+        result: T = self.executor.run_sync(self._candidates(call))
         return result
 
     def as_runnable(self, config: ResilientConfig | None = None, **kwargs: Any) -> Any:
@@ -129,7 +129,3 @@ def _unique_names(targets: list[Any]) -> list[str]:
 
 def _bind(call: Callable[[Any], Any], target: Any) -> Callable[[AttemptContext], Any]:
     return lambda _ctx: call(target)
-
-
-def _bind_zero(fn: Callable[[], Any]) -> Callable[[AttemptContext], Any]:
-    return lambda _ctx: fn()
