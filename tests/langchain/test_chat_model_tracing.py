@@ -165,7 +165,7 @@ def test_unobserved_agrees_with_langchains_own_configuration() -> None:
     from langchain_core.runnables.config import ensure_config, get_callback_manager_for_config
     from langsmith import tracing_context
 
-    from langchain_ailib_resilience.integrations._langchain_calls import unobserved
+    from langchain_ailib_resilience.integrations.langchain._calls import unobserved
 
     def agree(config: dict[str, object]) -> bool:
         ensured = ensure_config(config)  # type: ignore[arg-type]
@@ -193,7 +193,7 @@ def test_every_event_kind_becomes_a_custom_event(recorder: Recorder) -> None:
     from langchain_core.callbacks import CallbackManager
 
     from langchain_ailib_resilience import ResilienceEvent
-    from langchain_ailib_resilience.integrations._langchain_events import Reporter
+    from langchain_ailib_resilience.integrations.langchain._events import Reporter
 
     run_manager = CallbackManager(handlers=[recorder]).on_chain_start(None, {"input": "hi"})
     reporter = Reporter(run_manager)

@@ -34,8 +34,8 @@ from langchain_ailib_resilience import (
     resilient_completion,
     signals_snapshot,
 )
-from langchain_ailib_resilience.integrations._litellm_completion import _plan
 from langchain_ailib_resilience.integrations.litellm import ResilientAsyncStream, ResilientStream, target_key
+from langchain_ailib_resilience.integrations.litellm._completion import _plan
 
 
 def config(retries: int = 2, threshold: int = 5, cooldown: float = 30.0) -> ResilientConfig:

@@ -15,9 +15,9 @@ Wrapped models' own retries are turned off so attempts do not multiply: a model 
 
 from __future__ import annotations
 
-from ._langchain_events import EVENT_PREFIX
-from ._langchain_fallback import fallback_runnable
-from ._langchain_model import ModelSpec, ResilientChatModel
-from ._langchain_runnable import ResilientRunnable
+from ._events import EVENT_PREFIX
+from ._fallback import fallback_runnable
+from ._model import ModelSpec, ResilientChatModel
+from ._runnable import ResilientRunnable
 
 __all__ = ["EVENT_PREFIX", "ModelSpec", "ResilientChatModel", "ResilientRunnable", "fallback_runnable"]

@@ -19,9 +19,9 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
-from ..executor import AttemptContext, Candidate, ResilientExecutor
-from ._langchain_calls import Route, aclose
-from ._langchain_events import AnyRunManager, Reporter
+from ...executor import AttemptContext, Candidate, ResilientExecutor
+from ._calls import Route, aclose
+from ._events import AnyRunManager, Reporter
 
 
 def _chat_model(route: Route) -> BaseChatModel:

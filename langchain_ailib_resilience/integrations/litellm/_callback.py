@@ -44,16 +44,16 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
-from ..clock import SYSTEM_CLOCK, Clock
-from ..config import ResilientConfig
-from ..errors.classify import classify_error
-from ..errors.codes import StandardErrorCode
-from ..errors.exceptions import DeadlineExceededError, ResilienceError
-from ..policies.circuit_breaker import BreakerPermit, CircuitState
-from ..preflight import PreflightChecker, Ticket
-from ..registry import DEFAULT_REGISTRY, Registry, TargetState
-from ..signals import SignalsSnapshot
-from ._litellm_common import (
+from ...clock import SYSTEM_CLOCK, Clock
+from ...config import ResilientConfig
+from ...errors.classify import classify_error
+from ...errors.codes import StandardErrorCode
+from ...errors.exceptions import DeadlineExceededError, ResilienceError
+from ...policies.circuit_breaker import BreakerPermit, CircuitState
+from ...preflight import PreflightChecker, Ticket
+from ...registry import DEFAULT_REGISTRY, Registry, TargetState
+from ...signals import SignalsSnapshot
+from ._common import (
     canonical_model,
     coerce_config,
     is_managed,

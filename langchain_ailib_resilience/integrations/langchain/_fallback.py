@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
 from langchain_core.runnables.base import coerce_to_runnable
 
-from ..config import ResilientConfig
-from ..executor import ResilientExecutor
-from ..fallback import FallbackChain
-from ._langchain_calls import Route
-from ._langchain_model import ResilientChatModel
-from ._langchain_runnable import ResilientRunnable
-from ._langchain_targets import describe
+from ...config import ResilientConfig
+from ...executor import ResilientExecutor
+from ._calls import Route
+from ._model import ResilientChatModel
+from ._runnable import ResilientRunnable
+from ._targets import describe
+
+if TYPE_CHECKING:  # the chain imports this module lazily: no import circle at run time
+    from ...fallback import FallbackChain
 
 
 def fallback_runnable(chain: FallbackChain, config: ResilientConfig | None = None, **kwargs: Any) -> Runnable[Any, Any]:

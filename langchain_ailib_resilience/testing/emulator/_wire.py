@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 __all__ = [
     "ErrorKind",
@@ -540,3 +541,64 @@ def stream_error_event(provider: ProviderFormat, error: FaultResponse) -> Stream
         body = {"type": "error", "error": dict(error.body.get("error", {}))}
         return _sse(body, "error")
     return _sse(error.body)
+
+
+PREFIXES = ("openai/", "anthropic/", "gemini/", "azure/")
+GEMINI_PATH = re.compile(r"^/(?:v1beta|v1|v1alpha)/models/([^/:]+):(generateContent|streamGenerateContent)$")
+AZURE_PATH = re.compile(r"^/openai/deployments/([^/]+)/chat/completions$")
+MALFORMED_BODY = b'{"id": "chatcmpl-emu", "object": "chat.completion", "choices": [{"index": 0, "message": {"role'
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    provider: ProviderFormat
+    model: str
+    stream: bool
+    body: Mapping[str, Any]
+    path: str
+
+
+def model_key(model: str | None) -> str | None:
+    if model is None:
+        return None
+    for prefix in PREFIXES:
+        if model.startswith(prefix):
+            return model[len(prefix) :]
+    return model
+
+
+def route_of(path: str, raw: bytes) -> Route | None:
+    parts = urlsplit(path)
+    try:
+        parsed = json.loads(raw or b"{}")
+    except ValueError:
+        parsed = {}
+    body: Mapping[str, Any] = parsed if isinstance(parsed, dict) else {}
+    stream = body.get("stream") is True
+    if parts.path in ("/v1/chat/completions", "/chat/completions"):
+        return Route("openai", str(body.get("model", "")), stream, body, parts.path)
+    if match := AZURE_PATH.match(parts.path):
+        return Route("openai", match.group(1), stream, body, parts.path)
+    if parts.path in ("/v1/messages", "/messages"):
+        return Route("anthropic", str(body.get("model", "")), stream, body, parts.path)
+    if match := GEMINI_PATH.match(parts.path):
+        streaming = match.group(2) == "streamGenerateContent"
+        return Route("gemini", match.group(1), streaming, body, parts.path)
+    return None
+
+
+def include_usage(body: Mapping[str, Any]) -> bool:
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
+def request_id_header(provider: ProviderFormat) -> str:
+    return {"openai": "x-request-id", "anthropic": "request-id", "gemini": "x-goog-request-id"}[provider]
+
+
+def status_of(kind: str, answer: FaultResponse | None) -> int | None:
+    if answer is not None:
+        return answer.status
+    if kind in ("hang", "reset"):
+        return None
+    return 200  # success, malformed, and streams that fail after their 200

@@ -20,7 +20,7 @@ from langchain_core.callbacks import (
 from tenacity import Future as TenacityFuture
 from tenacity import RetryAction, RetryCallState, Retrying
 
-from ..events import ResilienceEvent
+from ...events import ResilienceEvent
 
 AnyRunManager = (
     CallbackManagerForChainRun

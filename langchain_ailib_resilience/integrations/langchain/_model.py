@@ -1,9 +1,9 @@
 """``ResilientChatModel``: a ``BaseChatModel`` whose calls run through the ``ResilientExecutor``.
 
 The public entry points (invoke, ainvoke, stream, astream; batch and abatch through them) open one chain run per
-call (``_langchain_calls``); ``generate``, ``agenerate`` and ``stream_events(version="v3")`` come through
-``_generate``/``_stream`` (``_langchain_llm_run``). Targets are parsed at construction and built on first use
-(``_langchain_targets``).
+call (``_calls``); ``generate``, ``agenerate`` and ``stream_events(version="v3")`` come through
+``_generate``/``_stream`` (``_llm_run``). Targets are parsed at construction and built on first use
+(``_targets``).
 """
 
 from __future__ import annotations
@@ -26,16 +26,16 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, SkipValidation, model_validator
 
-from ..clock import Clock
-from ..config import ResilientConfig, RetryConfig
-from ..executor import ResilientExecutor
-from ..registry import Registry
-from ..signals import SignalsSnapshot
-from . import _langchain_calls as calls
-from . import _langchain_llm_run as llm_run
-from ._langchain_calls import Route
-from ._langchain_runnable import ResilientRunnable
-from ._langchain_targets import TargetSpec, build_model, describe, parse_targets
+from ...clock import Clock
+from ...config import ResilientConfig, RetryConfig
+from ...executor import ResilientExecutor
+from ...registry import Registry
+from ...signals import SignalsSnapshot
+from . import _calls as calls
+from . import _llm_run as llm_run
+from ._calls import Route
+from ._runnable import ResilientRunnable
+from ._targets import TargetSpec, build_model, describe, parse_targets
 
 ModelSpec = BaseChatModel | str | Mapping[str, Any]
 """A chat model, a LiteLLM model id, or ``{"model": either, "target": "name", **chat_litellm_kwargs}``."""

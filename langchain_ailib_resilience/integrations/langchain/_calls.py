@@ -7,7 +7,7 @@ attempt under the one call. When no callback handler would see the chain run (no
 not opened at all: the call goes straight to the executor, which keeps the untraced hot path close to a bare
 model call.
 
-``generate()`` and ``stream_events(version="v3")`` take another road: see ``_langchain_llm_run``.
+``generate()`` and ``stream_events(version="v3")`` take another road: see ``_llm_run``.
 """
 
 from __future__ import annotations
@@ -28,9 +28,9 @@ try:  # what CallbackManager.configure consults; private, so its absence falls b
 except ImportError:  # pragma: no cover - other langchain-core versions
     _configure_hooks = None  # type: ignore[assignment]
 
-from ..events import EventListener
-from ..executor import AttemptContext, Candidate, ResilientExecutor
-from ._langchain_events import Reporter
+from ...events import EventListener
+from ...executor import AttemptContext, Candidate, ResilientExecutor
+from ._events import Reporter
 
 _NO_KWARGS: Mapping[str, Any] = {}
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from ._litellm_common import target_key
+from ...targets import target_key
 
 # ChatLiteLLM fields that call-level LiteLLM retries live in: both must be 0 for us to own retrying (the OpenAI
 # client inside LiteLLM retries twice by default, and ``num_retries`` overrides it).

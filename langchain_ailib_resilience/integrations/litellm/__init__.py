@@ -14,9 +14,9 @@ Importing this module imports LiteLLM; the package root loads it lazily.
 
 from __future__ import annotations
 
-from ._litellm_callback import ResilienceCallback, held_calls
-from ._litellm_common import target_key
-from ._litellm_completion import (
+from ._callback import ResilienceCallback, held_calls
+from ._common import target_key
+from ._completion import (
     ResilientAsyncStream,
     ResilientStream,
     resilient_acompletion,

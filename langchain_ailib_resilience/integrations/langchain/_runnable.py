@@ -13,10 +13,10 @@ from typing import Any
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config
 
-from ..executor import ResilientExecutor
-from ..signals import SignalsSnapshot
-from . import _langchain_calls as calls
-from ._langchain_calls import Route
+from ...executor import ResilientExecutor
+from ...signals import SignalsSnapshot
+from . import _calls as calls
+from ._calls import Route
 
 
 class ResilientRunnable(Runnable[Any, Any]):

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
-from ..clock import Clock
-from ..config import ResilientConfig
-from ..events import EventListener
-from ..executor import AttemptContext, Candidate, ResilientExecutor
-from ..registry import Registry
-from ._litellm_common import coerce_config, managed_call_id, provider_and_model, target_key
+from ...clock import Clock
+from ...config import ResilientConfig
+from ...events import EventListener
+from ...executor import AttemptContext, Candidate, ResilientExecutor
+from ...registry import Registry
+from ._common import coerce_config, managed_call_id, provider_and_model, target_key
 
 # LiteLLM's own retry machinery; each would multiply our attempts or hide them from the policies.
 _FORCED = {"num_retries": 0, "max_retries": 0}

@@ -1,0 +1,36 @@
+"""A scripted local LLM provider: OpenAI, Anthropic and Gemini wire formats on 127.0.0.1.
+
+Why a real HTTP server rather than mocks: LiteLLM's ``mock_response`` skips the HTTP layer, so it cannot show
+how a 429's headers, an Anthropic 529 or a stream cut after two chunks reach the caller. The emulator answers
+with each provider's own status codes, headers and bodies, so the real SDK transports (httpx, aiohttp), LiteLLM's
+exception mapping and this package's classifier all run as they would against the provider.
+
+It uses only the standard library (``http.server`` in a background thread), so the package gains no dependency.
+
+Each request is answered by the first of: the token bucket (if one is configured and empty: a 429), the
+model's script (a queue, consumed one behaviour per request), the random fault rate, the model's default, the
+emulator-wide default, and finally ``Success()``. Models are keyed by the name the provider sees; a LiteLLM
+prefix (``openai/``, ``anthropic/``, ``gemini/``, ``azure/``) given to the scripting methods is dropped.
+
+Routes: ``POST /v1/chat/completions`` (OpenAI; ``stream: true`` for SSE), ``POST
+/openai/deployments/{model}/chat/completions`` (Azure OpenAI), ``POST /v1/messages`` (Anthropic),
+``POST /v1beta/models/{model}:generateContent`` and ``:streamGenerateContent?alt=sse`` (Gemini), and
+``GET /health``.
+"""
+
+from ._behaviours import DEFAULT_TEXT, Behaviour, Fault, FaultKind, RequestRecord, Source, Success, parse_behaviour
+from ._emulator import ProviderEmulator
+from ._wire import ProviderFormat
+
+__all__ = [
+    "DEFAULT_TEXT",
+    "Behaviour",
+    "Fault",
+    "FaultKind",
+    "ProviderEmulator",
+    "ProviderFormat",
+    "RequestRecord",
+    "Source",
+    "Success",
+    "parse_behaviour",
+]
