@@ -20,6 +20,8 @@ import io
 import re
 from urllib.parse import urlsplit
 
+from .errors.redact import redact
+
 # Public endpoints LiteLLM fills in when a call names none. Sync log events carry the resolved endpoint while
 # the async hook sees only what the caller passed, so these hosts mean "no api_base" in a target name.
 _DEFAULT_HOSTS = frozenset(
@@ -42,17 +44,32 @@ _DEFAULT_HOSTS = frozenset(
 
 
 def normalise_api_base(api_base: object) -> str | None:
-    """``api_base`` without a trailing slash; ``None`` for none, empty, or a provider's public endpoint."""
+    """``api_base`` as ``scheme://host[:port]/path``; ``None`` for none, empty, or a provider's public endpoint.
+
+    A target name reaches error messages, events and metric labels unredacted, so it never carries a URL's
+    userinfo (``user:key@``), query string (``?api-key=...``) or fragment, and a known key shape in the path
+    is redacted too.
+    """
     if not isinstance(api_base, str):
         return None
-    text = api_base.strip().rstrip("/")
+    text = api_base.strip()
+    try:
+        parts = urlsplit(text) if "://" in text else None
+    except ValueError:  # not a URL urllib can read (an unclosed IPv6 bracket)
+        parts = None
+    if parts is None:  # cut the same parts by hand
+        text = _USERINFO.sub(r"\1", text.split("?", 1)[0].split("#", 1)[0])
+        host = ""
+    else:
+        host = (parts.hostname or "").lower()
+        text = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+    text = redact(text.rstrip("/"))
     if not text:
         return None
-    try:
-        host = (urlsplit(text).hostname or "").lower()
-    except ValueError:
-        return text
     return None if host in _DEFAULT_HOSTS else text
+
+
+_USERINFO = re.compile(r"^([A-Za-z][\w+.-]*://)?[^/@]*@")
 
 
 @functools.lru_cache(maxsize=1024)
