@@ -189,7 +189,7 @@ def _json_in_text(text: str) -> list[Any]:
         end = index + 1
         try:
             value, end = decoder.raw_decode(text, index)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: a hostile body nested past the parser's depth
             value = None
             chunk = _balanced(text, index)
             if chunk is not None and "'" in chunk:
@@ -214,7 +214,7 @@ def _parse_body(body: Any) -> Any:
         if stripped[:1] in ("{", "["):
             try:
                 return json.loads(stripped)
-            except ValueError:
+            except (ValueError, RecursionError):  # a body nested past the parser's depth decides nothing
                 pass
         embedded = _json_in_text(stripped)
         if embedded:
@@ -287,7 +287,7 @@ def _add_details(ev: _Evidence, details: Any) -> None:
             if "RetryInfo" not in kind:
                 try:
                     ev.details.append(json.dumps(item, default=str)[:_MAX_SCAN])
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, RecursionError):
                     ev.details.append(_safe_str(item)[:_MAX_SCAN])
         elif item is not None:  # protobuf message objects from google-api-core
             ev.details.append(_safe_str(item)[:_MAX_SCAN])
@@ -653,6 +653,13 @@ def classify_error(exc: BaseException, *, provider: str | None = None, model: st
     ``asyncio.CancelledError``, ``KeyboardInterrupt`` and ``SystemExit`` the result has code E4002 and is for
     reporting only: re-raise the original.
     """
+    if not isinstance(exc, BaseException):  # a caller's mistake must not raise from the error path either
+        return ResilienceError(
+            f"classify_error expects an exception, got {type(exc).__qualname__}: {_safe_str(exc)[:200]}",
+            code=C.UNKNOWN,
+            provider=provider,
+            model=model,
+        )
     if isinstance(exc, ResilienceError):
         if exc.provider is None and provider:
             exc.provider = provider

@@ -218,7 +218,7 @@ def _from_body(body: Any, depth: int = 0) -> float | None:
             return None
         try:
             return _from_body(json.loads(text), depth + 1)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
     if isinstance(body, Mapping):
         for key in ("retryDelay", "retry_delay"):
