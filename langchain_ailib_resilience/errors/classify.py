@@ -36,7 +36,7 @@ from typing import Any
 
 from . import provider_tables as tables
 from .codes import StandardErrorCode
-from .exceptions import ResilienceError
+from .exceptions import ProviderConnectionError, ResilienceError
 from .redact import redact
 from .retry_after import HeadersLike, headers_of, normalize_headers, parse_retry_after
 
@@ -581,9 +581,11 @@ def _build(
     provider: str | None,
     model: str | None,
     reason: str | None,
+    connection: bool = False,
 ) -> ResilienceError:
     status = ev.any_status
-    return ResilienceError(
+    cls = ProviderConnectionError if connection and code is C.SERVER_ERROR else ResilienceError
+    return cls(
         message,
         code=code,
         retry_after=retry_after,
@@ -642,6 +644,7 @@ def _classify(exc: BaseException, provider: str | None, model: str | None, depth
         provider=result_provider,
         model=result_model,
         reason=_reason(ev, exc),
+        connection=not names.isdisjoint(tables.CONNECTION_TYPES),
     )
 
 

@@ -4,12 +4,32 @@
 instance of ``RetryableError`` / ``FallbackableError`` exactly when its code's flags say so. That is what lets
 LangChain's type-based ``with_retry(retry_if_exception_type=...)`` and
 ``with_fallbacks(exceptions_to_handle=...)`` work on our errors.
+
+Every class is also the matching ``langchain_core.exceptions`` class (``RateLimitedError`` is a
+``ModelRateLimitError``, ``ServerError`` a ``ModelAPIError``, ``RequestTooLargeError`` a ``ContextOverflowError``...)
+and ``is_retryable`` equals the code's ``retryable``, so LangChain's own machinery reads our errors as it reads a
+partner package's: ``ModelRetryMiddleware``'s default ``retry_on`` skips an E1001 or a spent quota (a
+``ModelRateLimitError`` that is not retryable) and never retries an open circuit. langchain-core is a hard
+dependency, so the core classes inherit these directly: one class per code on every path, LiteLLM's included.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
+
+from langchain_core.exceptions import (
+    ContextOverflowError,
+    ModelAPIError,
+    ModelAuthenticationError,
+    ModelConnectionError,
+    ModelError,
+    ModelInvalidRequestError,
+    ModelNotFoundError,
+    ModelPermissionDeniedError,
+    ModelRateLimitError,
+    ModelTimeoutError,
+)
 
 from .codes import StandardErrorCode
 from .redact import redact
@@ -30,7 +50,7 @@ class AttemptRecord:
         return f"{self.target} {where}: {self.code.error_name} ({self.code.value}) {self.message}"
 
 
-class ResilienceError(Exception):
+class ResilienceError(ModelError):
     """Base of every error the library raises, and of every provider error after normalisation.
 
     Attributes:
@@ -104,6 +124,18 @@ class ResilienceError(Exception):
         return self.code.fallbackable
 
     @property
+    def is_retryable(self) -> bool:
+        """LangChain's spelling of ``retryable`` (``ModelError.is_retryable``), read by ``ModelRetryMiddleware``."""
+        return self._retryable_for_callers()
+
+    @is_retryable.setter
+    def is_retryable(self, value: bool) -> None:
+        raise AttributeError("is_retryable follows the error's code; build the error with the code you mean")
+
+    def _retryable_for_callers(self) -> bool:
+        return self.code.retryable
+
+    @property
     def error_name(self) -> str:
         return self.code.error_name
 
@@ -164,52 +196,59 @@ def _register(code: StandardErrorCode):  # type: ignore[no-untyped-def]
 
 
 @_register(StandardErrorCode.INVALID_REQUEST)
-class InvalidRequestError(ResilienceError):
+class InvalidRequestError(ResilienceError, ModelInvalidRequestError):
     """E1001: the request itself is wrong; neither retry nor another model will fix it."""
 
 
 @_register(StandardErrorCode.AUTHENTICATION)
-class AuthenticationError(FallbackableError):
+class AuthenticationError(FallbackableError, ModelAuthenticationError):
     """E1002: bad or missing credentials for this provider; another provider may still work."""
 
 
 @_register(StandardErrorCode.PERMISSION_DENIED)
-class PermissionDeniedError(ResilienceError):
+class PermissionDeniedError(ResilienceError, ModelPermissionDeniedError):
     """E1003: valid credentials without access to this resource."""
 
 
 @_register(StandardErrorCode.NOT_FOUND)
-class NotFoundError(ResilienceError):
+class NotFoundError(ResilienceError, ModelNotFoundError):
     """E1004: the model or endpoint does not exist."""
 
 
 @_register(StandardErrorCode.REQUEST_TOO_LARGE)
-class RequestTooLargeError(ResilienceError):
+class RequestTooLargeError(ResilienceError, ContextOverflowError):
     """E1005: the input exceeds the context window or payload limit."""
 
 
 @_register(StandardErrorCode.RATE_LIMITED)
-class RateLimitedError(RetryableError, FallbackableError):
+class RateLimitedError(RetryableError, FallbackableError, ModelRateLimitError):
     """E2001: too many requests for now; retry after a wait, or go elsewhere."""
 
 
 @_register(StandardErrorCode.QUOTA_EXHAUSTED)
-class QuotaExhaustedError(FallbackableError):
-    """E2002: the account's quota or credit is spent; retrying will not help, another provider may."""
+class QuotaExhaustedError(FallbackableError, ModelRateLimitError):
+    """E2002: the account's quota or credit is spent; retrying will not help, another provider may.
+
+    A ``ModelRateLimitError`` (the provider answered 429) whose ``is_retryable`` is False.
+    """
 
 
 @_register(StandardErrorCode.SERVER_ERROR)
-class ServerError(RetryableError, FallbackableError):
-    """E3001: the provider failed (including connection failures)."""
+class ServerError(RetryableError, FallbackableError, ModelAPIError):
+    """E3001: the provider failed (including connection failures, which are ``ProviderConnectionError``)."""
+
+
+class ProviderConnectionError(ServerError, ModelConnectionError):
+    """E3001 from a connection failure (refused, reset, DNS): the provider could not be reached at all."""
 
 
 @_register(StandardErrorCode.OVERLOADED)
-class OverloadedError(RetryableError, FallbackableError):
+class OverloadedError(RetryableError, FallbackableError, ModelAPIError):
     """E3002: the provider is overloaded or unavailable (503, Anthropic 529)."""
 
 
 @_register(StandardErrorCode.TIMEOUT)
-class ProviderTimeoutError(RetryableError, FallbackableError):
+class ProviderTimeoutError(RetryableError, FallbackableError, ModelTimeoutError):
     """E3003: no answer in time (connect/read timeouts, 408, 504, an attempt timeout)."""
 
 
@@ -243,6 +282,11 @@ class CircuitOpenError(OverloadedError):
         kwargs.setdefault("code", StandardErrorCode.OVERLOADED)
         super().__init__(message or f"circuit open for {target or 'target'}", **kwargs)
         self.target = target
+
+    def _retryable_for_callers(self) -> bool:
+        # For retry layers above us (ModelRetryMiddleware): calling again at once meets the same open circuit;
+        # the cooldown is ``retry_after``. Our executor never retries it either.
+        return False
 
 
 class RateLimitExceededError(RateLimitedError):

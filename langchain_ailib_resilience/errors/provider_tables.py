@@ -22,6 +22,7 @@ __all__ = [
     "ALLOWED_REFINEMENTS",
     "ALL_CODES",
     "AWS_ERROR_CODES",
+    "CONNECTION_TYPES",
     "DEFAULT_TABLE",
     "GENERIC_BODY_CODES",
     "GOOGLE_QUOTA_WORDING",
@@ -406,6 +407,25 @@ TYPE_MAP: Final[Mapping[tuple[str, str], tuple[StandardErrorCode, bool]]] = {
     ("socket", "gaierror"): (C.SERVER_ERROR, True),
     ("trio", "Cancelled"): (C.CANCELLED, True),
 }
+
+# Classes that say the provider could not be reached at all (an E3001 raised as ``ProviderConnectionError``, a
+# LangChain ``ModelConnectionError``) rather than that it answered with a failure.
+CONNECTION_TYPES: Final[frozenset[tuple[str, str]]] = frozenset(
+    {
+        ("openai", "APIConnectionError"),
+        ("anthropic", "APIConnectionError"),
+        ("litellm", "APIConnectionError"),
+        ("httpx", "NetworkError"),
+        ("httpx", "ProxyError"),
+        ("aiohttp", "ClientConnectionError"),
+        ("requests", "ConnectionError"),
+        ("urllib3", "NewConnectionError"),
+        ("botocore", "EndpointConnectionError"),
+        ("langchain_core", "ModelConnectionError"),
+        ("builtins", "ConnectionError"),
+        ("socket", "gaierror"),
+    }
+)
 
 TYPE_ROOT_ALIASES: Final[Mapping[str, str]] = {"httpx2": "httpx", "google_genai": "google", "grpc": "google"}
 
