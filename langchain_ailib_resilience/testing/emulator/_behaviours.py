@@ -172,7 +172,10 @@ class RequestRecord:
     """One request the emulator received, and how it was answered.
 
     ``status`` is the HTTP status sent (``None`` when no answer was sent: hang, reset). ``timestamp`` is
-    the emulator's clock (``time.monotonic()`` by default) on arrival. ``body`` is the request's JSON.
+    the emulator's clock (``time.monotonic()`` by default) on arrival. ``body`` is the request's JSON when it
+    is at most ``BODY_LOG_LIMIT`` bytes; a larger body keeps only its small top-level fields (``model``,
+    ``stream``, ``max_tokens``...) and sets ``body_truncated``, so a long soak or a huge prompt cannot grow the
+    log without bound. ``body_size`` is the request body's length in bytes.
     """
 
     index: int
@@ -185,6 +188,26 @@ class RequestRecord:
     source: Source
     status: int | None
     body: Mapping[str, Any] = field(repr=False, compare=False)
+    body_size: int = 0
+    body_truncated: bool = False
+
+
+BODY_LOG_LIMIT = 64 * 1024
+_SMALL_FIELD = 1024
+
+
+def logged_body(body: Mapping[str, Any], size: int) -> tuple[Mapping[str, Any], bool]:
+    """What a request record keeps of ``body`` (``size`` bytes on the wire), and whether it was cut."""
+    if size <= BODY_LOG_LIMIT:
+        return body, False
+    small = {
+        key: value
+        for key, value in body.items()
+        if value is None
+        or isinstance(value, bool | int | float)
+        or (isinstance(value, str) and len(value) <= _SMALL_FIELD)
+    }
+    return small, True
 
 
 def default_faults() -> tuple[Behaviour, ...]:

@@ -13,7 +13,16 @@ from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Self
 
-from ._behaviours import Behaviour, Fault, RequestRecord, Source, Success, default_faults, is_error_kind
+from ._behaviours import (
+    Behaviour,
+    Fault,
+    RequestRecord,
+    Source,
+    Success,
+    default_faults,
+    is_error_kind,
+    logged_body,
+)
 from ._scheduling import Bucket, Chaos
 from ._server import EmulatorHandler, EmulatorServer, drop, finishing, send, send_not_found
 from ._wire import (
@@ -276,7 +285,8 @@ class ProviderEmulator:
         behaviour = self._defaults.get(model) or self._defaults.get(None) or Success()
         return behaviour, "default", limit
 
-    def _admit(self, route: Route, arrived: float) -> tuple[Behaviour, int, FaultResponse | None, str]:
+    def _admit(self, route: Route, arrived: float, size: int) -> tuple[Behaviour, int, FaultResponse | None, str]:
+        body, truncated = logged_body(route.body, size)
         with self._lock:
             request_id = f"emu{next(self._ids):06d}"
             behaviour, source, limit = self._decide(route.model)
@@ -292,7 +302,9 @@ class ProviderEmulator:
                     outcome=behaviour.kind,
                     source=source,
                     status=status_of(behaviour.kind, answer),
-                    body=route.body,
+                    body=body,
+                    body_size=size,
+                    body_truncated=truncated,
                 )
             )
             for key in (None, route.model):
@@ -341,7 +353,7 @@ class ProviderEmulator:
         if route is None:
             send_not_found(handler)
             return
-        behaviour, limit, answer, request_id = self._admit(route, arrived)
+        behaviour, limit, answer, request_id = self._admit(route, arrived, len(raw))
         released = threading.Event()
 
         def release_once() -> None:
