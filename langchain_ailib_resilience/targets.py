@@ -105,7 +105,15 @@ def target_key(
 ) -> str:
     """The state key for a call: ``provider/model[@api_base][#deployment_id]``."""
     provider = custom_llm_provider if isinstance(custom_llm_provider, str) and custom_llm_provider else None
-    key = canonical_model(model, provider)
+    return endpoint_key(canonical_model(model, provider), api_base=api_base, deployment_id=deployment_id)
+
+
+def endpoint_key(model: str, *, api_base: object = None, deployment_id: object = None) -> str:
+    """``model`` (already ``provider/model``) plus ``@api_base`` and ``#deployment_id``, with no LiteLLM lookup.
+
+    For callers that know the provider already, such as a LangChain chat model naming its own endpoint.
+    """
+    key = model
     base = normalise_api_base(api_base)
     if base:
         key += f"@{base}"

@@ -8,9 +8,10 @@ call, one child run per attempt tagged ``retry:attempt:N`` (fallbacks also ``fal
 ``resilience.<kind>`` for retries, fallbacks, rejections and circuit state changes.
 
 Wrapped models' own retries are turned off so attempts do not multiply: a model built from a LiteLLM id is
-``ChatLiteLLM(max_retries=0, model_kwargs={"max_retries": 0, "num_retries": 0})``; a chat model instance with a
-``max_retries`` field is rebuilt with ``max_retries=0`` (your instance is not changed). Pass
-``disable_inner_retries=False`` to keep them.
+``ChatLiteLLM(max_retries=0, model_kwargs={"max_retries": 0, "num_retries": 0})``; ``ChatOpenAI``,
+``AzureChatOpenAI`` and ``ChatAnthropic`` get copies of their SDK clients with ``max_retries=0`` (``_partners``);
+other chat models with a ``max_retries`` field are rebuilt with ``max_retries=0``. The user's instance is never
+changed. Pass ``disable_inner_retries=False`` to keep them.
 """
 
 from __future__ import annotations

@@ -134,7 +134,16 @@ class ResilientChatModel(BaseChatModel):
         if self.max_retries is not None and self.max_retries != self.config.retry.max_retries:
             retry = RetryConfig.model_validate({**self.config.retry.model_dump(), "max_retries": self.max_retries})
             self.config = self.config.model_copy(update={"retry": retry})
-        self._specs = parse_targets(self.model, self.fallbacks, shared_litellm_kwargs=self.litellm_kwargs)
+        standard = {
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "timeout": self.timeout,
+            "api_key": self.api_key,
+            "streaming": True if self.streaming else None,
+        }
+        self._specs = parse_targets(
+            self.model, self.fallbacks, shared_litellm_kwargs=self.litellm_kwargs, standard=standard
+        )
         self._executor = ResilientExecutor(self.config, registry=self.registry, clock=self.clock)
         return self
 

@@ -1,6 +1,7 @@
 """Turning ``model=``/``fallbacks=`` entries into named chat models, with their own retries off.
 
-An entry is a LangChain chat model, a LiteLLM model id (``"openai/gpt-4o"``), or a mapping
+An entry is a LangChain chat model, a LiteLLM model id (``"openai/gpt-4o"``), LangChain's ``"openai:gpt-4o"``
+(built at once with ``init_chat_model``), or a mapping
 ``{"model": <either>, "target": "name", **chat_litellm_kwargs}``. Each becomes a ``TargetSpec`` at construction
 (name, provider and model checked then, so mistakes fail early); model ids become ``ChatLiteLLM`` instances only
 on first use (``build_model``), so constructing a wrapper imports nothing heavy beyond the id check.
@@ -12,24 +13,28 @@ three retries would send up to 3 × 3 = 9 requests and hide every attempt but th
 from __future__ import annotations
 
 import contextlib
+import difflib
+import functools
 import importlib.util
+import inspect
 import io
 import re
 import threading
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-from ...targets import target_key
+from ...targets import endpoint_key, target_key
+from ._partners import endpoint_of, without_own_retries
 
 # ChatLiteLLM fields that call-level LiteLLM retries live in: both must be 0 for us to own retrying (the OpenAI
 # client inside LiteLLM retries twice by default, and ``num_retries`` overrides it).
 _LITELLM_NO_RETRIES: dict[str, int] = {"max_retries": 0, "num_retries": 0}
 _SPEC_KEYS = frozenset({"model", "target"})
-_BUILT_CLIENT = re.compile(r"^(root_)?(async_)?client$")
+# LangChain's "provider:model" (init_chat_model); LiteLLM ids put a "/" first ("ollama/llama3:8b").
+_LANGCHAIN_ID = re.compile(r"^(?P<provider>[a-z][a-z0-9_]*):(?P<model>[^\s/].*)$")
 _build_lock = threading.Lock()
 
 
@@ -49,16 +54,24 @@ def describe(value: object) -> str:
 
 
 def parse_targets(
-    primary: Any, fallbacks: Sequence[Any], *, shared_litellm_kwargs: Mapping[str, Any]
+    primary: Any,
+    fallbacks: Sequence[Any],
+    *,
+    shared_litellm_kwargs: Mapping[str, Any],
+    standard: Mapping[str, Any] | None = None,
 ) -> tuple[TargetSpec, ...]:
-    """Check every entry and give each a distinct target name (a duplicate gets ``#2``, ``#3``...)."""
+    """Check every entry and give each a distinct target name (a duplicate gets ``#2``, ``#3``...).
+
+    ``standard``: LangChain's standard parameters (``temperature``, ``timeout``...) for models built from
+    ``"provider:model"`` strings.
+    """
     if isinstance(fallbacks, str | bytes) or not isinstance(fallbacks, Sequence):
         raise TypeError(f"fallbacks must be a list of chat models or model ids, got {describe(fallbacks)}")
     specs: list[TargetSpec] = []
     seen: dict[str, int] = {}
     for index, entry in enumerate([primary, *fallbacks]):
         where = "model" if index == 0 else f"fallbacks[{index - 1}]"
-        spec = _parse_one(entry, where, shared_litellm_kwargs)
+        spec = _parse_one(entry, where, shared_litellm_kwargs, standard or {})
         count = seen.get(spec.name, 0) + 1
         seen[spec.name] = count
         if count > 1:
@@ -67,7 +80,7 @@ def parse_targets(
     return tuple(specs)
 
 
-def _parse_one(entry: Any, where: str, shared: Mapping[str, Any]) -> TargetSpec:
+def _parse_one(entry: Any, where: str, shared: Mapping[str, Any], standard: Mapping[str, Any]) -> TargetSpec:
     explicit_name: str | None = None
     per_target: Mapping[str, Any] = {}
     if isinstance(entry, Mapping):
@@ -78,19 +91,27 @@ def _parse_one(entry: Any, where: str, shared: Mapping[str, Any]) -> TargetSpec:
             raise ValueError(f"{where}: 'target' must be a non-empty string, got {explicit_name!r}")
         per_target = {k: v for k, v in entry.items() if k not in _SPEC_KEYS}
         entry = entry["model"]
+        if per_target and isinstance(entry, str) and _langchain_id(entry) is None:
+            check_litellm_kwargs(per_target, where)
         if per_target and not isinstance(entry, str):
             raise ValueError(
                 f"{where}: extra keys {sorted(per_target)} only apply to LiteLLM model ids; set them on the "
                 "chat model instance instead"
             )
+    if isinstance(entry, str) and (langchain_id := _langchain_id(entry)) is not None:
+        given = {k: v for k, v in standard.items() if v is not None}
+        entry = _init_chat_model(langchain_id, {**given, **per_target}, where)
+        per_target = {}
     if isinstance(entry, BaseChatModel):
         provider, model_name = _instance_identity(entry)
-        name = explicit_name or _join(provider, model_name) or type(entry).__name__.lower()
+        name = explicit_name or instance_target(entry, provider, model_name)
         return TargetSpec(name, provider, model_name, entry)
     if isinstance(entry, str):
         model_id = entry.strip()
         if not model_id or any(ch.isspace() for ch in model_id):
             raise ValueError(f"{where}: {entry!r} is not a LiteLLM model id; expected e.g. 'openai/gpt-4o'")
+        if shared:
+            check_litellm_kwargs(shared, "litellm_kwargs")
         kwargs = {**shared, **per_target}
         provider, model_name = litellm_identity(model_id, kwargs, where)
         # Named exactly as the LiteLLM integration names the same call, so a ResilientChatModel, the callback
@@ -106,12 +127,49 @@ def _parse_one(entry: Any, where: str, shared: Mapping[str, Any]) -> TargetSpec:
     )
 
 
-def _join(provider: str | None, model_name: str | None) -> str | None:
-    if model_name and "/" in model_name:
-        return model_name  # already a LiteLLM-style id (ChatLiteLLM reports "openai/gpt-4o")
+def instance_target(model: BaseChatModel, provider: str | None, model_name: str | None) -> str:
+    """``provider/model[@base_url]``: what identifies the endpoint a chat model instance calls.
+
+    Two ``ChatOpenAI`` at different base URLs get separate breakers and limiters; instances at one endpoint
+    share them (and with the LiteLLM entry points, which name the same endpoint the same way).
+    """
+    base = endpoint_of(model)
+    if model_name and "/" in model_name and type(model).__module__.startswith("langchain_litellm"):
+        # ChatLiteLLM reports a LiteLLM id ("openai/gpt-4o"): named exactly as LiteLLM's own entry points do.
+        return target_key(model_name, api_base=base, custom_llm_provider=getattr(model, "custom_llm_provider", None))
     if provider and model_name:
-        return f"{provider}/{model_name}"
-    return model_name or provider
+        label = model_name if model_name.startswith(f"{provider}/") else f"{provider}/{model_name}"
+    else:
+        label = model_name or provider or type(model).__name__.lower()
+    return endpoint_key(label, api_base=base)
+
+
+def _langchain_id(entry: str) -> tuple[str, str] | None:
+    """``("openai", "gpt-4o")`` for LangChain's ``"openai:gpt-4o"``; ``None`` for anything else."""
+    match = _LANGCHAIN_ID.match(entry.strip())
+    if match is None:
+        return None
+    try:
+        from langchain.chat_models import base
+    except ImportError:  # no langchain: cannot be a LangChain id
+        return None
+    known = getattr(base, "_BUILTIN_PROVIDERS", None)
+    if isinstance(known, Mapping) and match["provider"] not in known:
+        return None
+    return match["provider"], match["model"]
+
+
+def _init_chat_model(langchain_id: tuple[str, str], kwargs: Mapping[str, Any], where: str) -> BaseChatModel:
+    from langchain.chat_models import init_chat_model
+
+    provider, model_name = langchain_id
+    try:
+        model = init_chat_model(model_name, model_provider=provider, **kwargs)
+    except Exception as exc:
+        raise ValueError(f"{where}: cannot build {provider}:{model_name} with init_chat_model: {exc}") from exc
+    if not isinstance(model, BaseChatModel):
+        raise TypeError(f"{where}: init_chat_model({provider}:{model_name}) gave {describe(model)}, not a chat model")
+    return model
 
 
 def _instance_identity(model: BaseChatModel) -> tuple[str | None, str | None]:
@@ -131,6 +189,46 @@ def _instance_identity(model: BaseChatModel) -> tuple[str | None, str | None]:
         else:
             model_name = None
     return (provider if isinstance(provider, str) and provider else None), model_name
+
+
+@functools.cache
+def _chat_litellm_fields() -> frozenset[str]:
+    with _build_lock:  # the first import of langchain_litellm is not thread-safe to race
+        from langchain_litellm import ChatLiteLLM
+    return frozenset(ChatLiteLLM.model_fields)
+
+
+@functools.cache
+def _litellm_call_params() -> frozenset[str]:
+    """What ``litellm.completion`` accepts: its named parameters plus the LiteLLM-wide ones it reads from kwargs."""
+    import litellm
+
+    names = {name for name in inspect.signature(litellm.completion).parameters if name not in ("kwargs", "self")}
+    try:
+        from litellm.types.utils import all_litellm_params
+
+        names.update(all_litellm_params)
+    except ImportError:  # pragma: no cover - older LiteLLM
+        pass
+    return frozenset(names)
+
+
+def check_litellm_kwargs(kwargs: Mapping[str, Any], where: str) -> None:
+    """Every key must be a ``ChatLiteLLM`` field or a ``litellm.completion`` parameter: a typo is an error.
+
+    ``ChatLiteLLM`` ignores unknown keywords, so ``api_bsae`` would silently send the call (and its key) to the
+    provider's public endpoint instead of yours.
+    """
+    known = _chat_litellm_fields() | _litellm_call_params()
+    for key in kwargs:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"{where}: unknown key {key!r} for a LiteLLM target{hint} (accepted: ChatLiteLLM's fields and "
+            "litellm.completion's parameters)"
+        )
 
 
 def litellm_identity(model_id: str, kwargs: Mapping[str, Any], where: str) -> tuple[str, str]:
@@ -175,7 +273,11 @@ def _chat_litellm(spec: TargetSpec, *, own_retries_off: bool, standard: Mapping[
         from langchain_litellm import ChatLiteLLM
 
     kwargs: dict[str, Any] = {k: v for k, v in standard.items() if v is not None}
-    kwargs.update(spec.litellm_kwargs)
+    fields = _chat_litellm_fields()
+    call_only = {k: v for k, v in spec.litellm_kwargs.items() if k not in fields}
+    kwargs.update({k: v for k, v in spec.litellm_kwargs.items() if k in fields})
+    if call_only:  # litellm.completion parameters ChatLiteLLM has no field for (api_version...): pass them on
+        kwargs["model_kwargs"] = {**call_only, **dict(kwargs.get("model_kwargs") or {})}
     if own_retries_off:
         kwargs["max_retries"] = 0  # langchain-litellm's own tenacity loop
         kwargs["model_kwargs"] = {**_LITELLM_NO_RETRIES, **dict(kwargs.get("model_kwargs") or {})}
@@ -183,31 +285,3 @@ def _chat_litellm(spec: TargetSpec, *, own_retries_off: bool, standard: Mapping[
         return ChatLiteLLM(model=spec.source, **kwargs)
     except Exception as exc:
         raise ValueError(f"cannot build ChatLiteLLM for target {spec.name!r}: {exc}") from exc
-
-
-def without_own_retries(model: BaseChatModel) -> BaseChatModel:
-    """A copy of ``model`` with ``max_retries=0`` where it has that field; the caller's instance is untouched.
-
-    SDK clients are often built at construction (``ChatOpenAI`` builds its ``openai.OpenAI`` client, with the
-    retry count baked in, then), so the copy is rebuilt from the fields the user set, leaving out the built
-    clients (fields named ``client``, ``async_client``, ``root_client``, ``root_async_client``; a user's
-    ``http_client`` is kept). Should the rebuild fail, a shallow copy with ``max_retries=0`` is used and a
-    warning says why.
-    """
-    fields = type(model).model_fields
-    if "max_retries" not in fields or getattr(model, "max_retries", None) in (0, None):
-        return model
-    values = {
-        name: getattr(model, name)
-        for name in model.model_fields_set
-        if name in fields and name != "max_retries" and not _BUILT_CLIENT.match(name)
-    }
-    try:
-        return type(model)(**values, max_retries=0)
-    except Exception as exc:
-        warnings.warn(
-            f"could not rebuild {type(model).__name__} with max_retries=0 ({exc}); using a copy with the field "
-            "set, which may not reach an SDK client built at construction: build the model with max_retries=0",
-            stacklevel=4,
-        )
-        return model.model_copy(update={"max_retries": 0})
