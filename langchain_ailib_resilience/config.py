@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
+
+from .errors.redact import redact_url
 
 JitterMode = Literal["none", "full", "equal", "decorrelated"]
 LongRetryAfter = Literal["fallback", "cap"]
@@ -46,7 +49,7 @@ class RetryConfig(_Frozen):
     the call gives up on that target (falling back where it can); ``"cap"`` sleeps ``max_retry_after``.
     """
 
-    max_retries: int = Field(3, ge=0, le=100)
+    max_retries: StrictInt = Field(3, ge=0, le=100)
     initial_delay: float = Field(1.0, ge=0.0)
     max_delay: float = Field(30.0, gt=0.0)
     backoff_multiplier: float = Field(2.0, ge=1.0)
@@ -72,7 +75,7 @@ class RateLimiterConfig(_Frozen):
     """
 
     requests_per_second: float | None = Field(None, gt=0.0)
-    burst_size: int | None = Field(None, ge=1)
+    burst_size: StrictInt | None = Field(None, ge=1)
     max_wait: float | None = Field(30.0, ge=0.0)
 
     @property
@@ -89,9 +92,17 @@ class RateLimiterConfig(_Frozen):
     @classmethod
     def per_minute(cls, requests_per_minute: float, **kwargs: Any) -> RateLimiterConfig:
         """Build from a per-minute limit, as providers state them."""
-        if requests_per_minute <= 0 or not math.isfinite(requests_per_minute):
+        if (
+            isinstance(requests_per_minute, bool)
+            or not isinstance(requests_per_minute, int | float)
+            or requests_per_minute <= 0
+            or not math.isfinite(requests_per_minute)
+        ):
             raise ConfigError(f"requests_per_minute must be a positive number, got {requests_per_minute!r}")
         return cls(requests_per_second=requests_per_minute / 60.0, **kwargs)
+
+
+DEFAULT_MAX_COOLDOWN = 300.0
 
 
 class CircuitBreakerConfig(_Frozen):
@@ -105,19 +116,23 @@ class CircuitBreakerConfig(_Frozen):
     """
 
     enabled: bool = True
-    failure_threshold: int = Field(5, ge=1)
+    failure_threshold: StrictInt = Field(5, ge=1)
     cooldown_seconds: float = Field(30.0, gt=0.0)
-    half_open_max_calls: int = Field(1, ge=1)
-    success_threshold: int = Field(1, ge=1)
+    half_open_max_calls: StrictInt = Field(1, ge=1)
+    success_threshold: StrictInt = Field(1, ge=1)
     mode: BreakerMode = "consecutive"
     failure_rate_threshold: float = Field(0.5, gt=0.0, le=1.0)
     window_seconds: float = Field(60.0, gt=0.0)
-    minimum_calls: int = Field(10, ge=1)
+    minimum_calls: StrictInt = Field(10, ge=1)
     cooldown_multiplier: float = Field(1.0, ge=1.0)
-    max_cooldown_seconds: float = Field(300.0, gt=0.0)
+    max_cooldown_seconds: float = Field(
+        DEFAULT_MAX_COOLDOWN, gt=0.0, description="default: 300 s, or cooldown_seconds when that is longer"
+    )
 
     @model_validator(mode="after")
     def _cooldown_cap(self) -> Self:
+        if "max_cooldown_seconds" not in self.model_fields_set:  # a long cooldown raises the default cap
+            self.__dict__["max_cooldown_seconds"] = max(DEFAULT_MAX_COOLDOWN, self.cooldown_seconds)
         if self.max_cooldown_seconds < self.cooldown_seconds:
             raise ValueError(
                 f"max_cooldown_seconds ({self.max_cooldown_seconds}) must be >= "
@@ -133,9 +148,9 @@ class BackpressureConfig(_Frozen):
     they are rejected at once with ``BackpressureError``.
     """
 
-    max_inflight: int | None = Field(50, ge=1)
+    max_inflight: StrictInt | None = Field(50, ge=1)
     max_wait: float | None = Field(30.0, ge=0.0)
-    max_queue: int | None = Field(1000, ge=0)
+    max_queue: StrictInt | None = Field(1000, ge=0)
 
     @property
     def enabled(self) -> bool:
@@ -150,6 +165,9 @@ class ResilientConfig(_Frozen):
     across processes. ``share_state=True`` makes every user of the same target in this process share one breaker
     and limiter.
     """
+
+    # A rejected value is never echoed (pydantic's default): state_url may hold a password.
+    model_config = ConfigDict(hide_input_in_errors=True)
 
     retry: RetryConfig = Field(default_factory=RetryConfig)
     rate_limiter: RateLimiterConfig = Field(default_factory=RateLimiterConfig)
@@ -179,8 +197,14 @@ class ResilientConfig(_Frozen):
         if value is None or value == "":
             return None
         if not value.startswith(("redis://", "rediss://", "unix://", "memory://")):
-            raise ValueError(f"state_url must start with redis://, rediss://, unix:// or memory://, got {value!r}")
+            raise ValueError(
+                f"state_url must start with redis://, rediss://, unix:// or memory://, got {redact_url(value)!r}"
+            )
         return value
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            yield name, (redact_url(value) if name == "state_url" and isinstance(value, str) else value)
 
     # --- presets ------------------------------------------------------------------------------------------
 
@@ -228,18 +252,30 @@ class ResilientConfig(_Frozen):
         return build_config(cls, os.environ if env is None else env, overrides)
 
 
-def _env_number(env: Mapping[str, str], name: str, kind: Callable[[str], float]) -> float | None:
+def _env_number(
+    env: Mapping[str, str], name: str, kind: Callable[[str], float], *, zero_ok: bool = False
+) -> float | None:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return None
     try:
-        value = kind(raw.strip())
+        value = kind(raw.strip()) + 0  # + 0 turns -0.0 into 0.0
     except ValueError:
         expected = "an integer" if kind is int else "a number"
         raise ConfigError(f"environment variable {name}={raw!r} is not {expected}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise ConfigError(f"environment variable {name}={raw!r} must be a positive, finite number")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not zero_ok):
+        kind_of = "a non-negative" if zero_ok else "a positive"
+        raise ConfigError(f"environment variable {name}={raw!r} must be {kind_of}, finite number")
     return value
+
+
+def _allows_zero(section: str, field: str) -> bool:
+    """Whether the field's own bound admits 0 (``ge=0``), so its variable may be 0 too."""
+    model = ResilientConfig.model_fields[section].annotation if section else ResilientConfig
+    assert isinstance(model, type)
+    assert issubclass(model, BaseModel)
+    metadata = model.model_fields[field].metadata
+    return any(getattr(bound, "ge", None) == 0 for bound in metadata)
 
 
 # (variable, section, field, parser)
@@ -266,12 +302,7 @@ def build_config(cls: type[ResilientConfig], env: Mapping[str, str], overrides: 
     top: dict[str, Any] = {}
     origin: dict[str, str] = {}
     for variable, section, field, parse in ENV_VARIABLES:
-        if variable == "AI_LIB_MAX_RETRIES":
-            raw = env.get(variable, "").strip()
-            if raw == "0":  # zero retries is meaningful, unlike zero for the others
-                sections["retry"]["max_retries"] = 0
-                continue
-        value = _env_number(env, variable, parse)
+        value = _env_number(env, variable, parse, zero_ok=_allows_zero(section, field))
         if value is None:
             continue
         (sections[section] if section else top)[field] = value
@@ -309,7 +340,17 @@ def _explain(exc: ValidationError, origin: Mapping[str, str], section: str) -> s
     lines = []
     for error in exc.errors():
         loc = ".".join(str(part) for part in ((section,) if section else ()) + tuple(error["loc"]))
-        variable = origin.get(loc)
-        where = f"{loc} (from environment variable {variable})" if variable else loc
+        if error["loc"]:
+            variables = [origin[loc]] if loc in origin else []
+        else:  # a rule across fields: name the variables of the fields it mentions
+            prefix = f"{section}." if section else ""
+            variables = [
+                variable
+                for key, variable in origin.items()
+                if key.startswith(prefix) and re.search(rf"\b{re.escape(key[len(prefix) :])}\b", error["msg"])
+            ]
+        where = loc or section or "config"
+        if variables:
+            where += f" (from environment variable{'s' if len(variables) > 1 else ''} {', '.join(variables)})"
         lines.append(f"{where}: {error['msg']}")
     return "invalid resilience configuration: " + "; ".join(lines)

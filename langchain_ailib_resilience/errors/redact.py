@@ -76,3 +76,12 @@ def redact(text: str) -> str:
         else:
             text = pattern.sub(REDACTED, text)
     return text
+
+
+def redact_url(url: str) -> str:
+    """``redis://user:secret@host`` -> ``redis://[REDACTED]@host``: URLs are shown in messages, reprs and signals.
+
+    A malformed URL (``redis:/:secret@host``) loses everything before its last ``@`` too."""
+    if "://" not in url and "@" in url:
+        url = f"{REDACTED}@{url.rpartition('@')[2]}"
+    return redact(url)

@@ -16,6 +16,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
+from ..errors.redact import redact_url as redact_url
 from ._store import BucketReply, StateStoreUnavailableError
 
 if TYPE_CHECKING:
@@ -185,13 +186,3 @@ class RedisStateStore:
 
     def __repr__(self) -> str:
         return f"RedisStateStore({redact_url(self.url)!r})"
-
-
-def redact_url(url: str) -> str:
-    """``redis://user:secret@host`` -> ``redis://user:***@host``: URLs are logged and shown in signals."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    credentials, _, host = rest.rpartition("@")
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}" if ":" in credentials else f"{scheme}://***@{host}"
