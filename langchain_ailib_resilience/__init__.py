@@ -1,7 +1,8 @@
 """Resilience for LLM calls in LangChain and LiteLLM, driven by AI-Protocol V2 error codes.
 
 Retry with backoff, token-bucket rate limiting, circuit breaking, an in-flight limit and fallback across
-models, as a ``BaseChatModel`` wrapper (``ResilientChatModel``), a LiteLLM callback (``ResilienceCallback``) and
+models, as a ``BaseChatModel`` wrapper (``ResilientChatModel``), an agent middleware for ``create_agent``
+(``ResilienceMiddleware``), a LiteLLM callback (``ResilienceCallback``) and
 resilient completion functions. The integrations load lazily: importing this package does not import LiteLLM.
 """
 
@@ -52,13 +53,14 @@ from .registry import Registry, reset_registry, signals_snapshot
 from .signals import SignalsSnapshot, TargetSignals
 
 if TYPE_CHECKING:
-    from .integrations.langchain import ResilientChatModel
+    from .integrations.langchain import ResilienceMiddleware, ResilientChatModel
     from .integrations.litellm import ResilienceCallback, resilient_acompletion, resilient_completion
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "ResilientChatModel": "langchain",
+    "ResilienceMiddleware": "langchain",
     "ResilienceCallback": "litellm",
     "resilient_completion": "litellm",
     "resilient_acompletion": "litellm",
@@ -110,6 +112,7 @@ __all__ = [
     "ResilienceCallback",
     "ResilienceError",
     "ResilienceEvent",
+    "ResilienceMiddleware",
     "ResilientChatModel",
     "ResilientConfig",
     "ResilientExecutor",

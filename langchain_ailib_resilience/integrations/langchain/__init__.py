@@ -12,13 +12,38 @@ Wrapped models' own retries are turned off so attempts do not multiply: a model 
 ``AzureChatOpenAI`` and ``ChatAnthropic`` get copies of their SDK clients with ``max_retries=0`` (``_partners``);
 other chat models with a ``max_retries`` field are rebuilt with ``max_retries=0``. The user's instance is never
 changed. Pass ``disable_inner_retries=False`` to keep them.
+
+``ResilienceMiddleware`` does the same for ``langchain.agents.create_agent``'s model calls (loaded on first use:
+it imports LangChain's agent machinery).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 from ._events import EVENT_PREFIX
 from ._fallback import fallback_runnable
 from ._model import ModelSpec, ResilientChatModel
 from ._runnable import ResilientRunnable
 
-__all__ = ["EVENT_PREFIX", "ModelSpec", "ResilientChatModel", "ResilientRunnable", "fallback_runnable"]
+if TYPE_CHECKING:
+    from ._middleware import ResilienceMiddleware
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ResilienceMiddleware":
+        from ._middleware import ResilienceMiddleware
+
+        globals()[name] = ResilienceMiddleware
+        return ResilienceMiddleware
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = [
+    "EVENT_PREFIX",
+    "ModelSpec",
+    "ResilienceMiddleware",
+    "ResilientChatModel",
+    "ResilientRunnable",
+    "fallback_runnable",
+]
