@@ -2,7 +2,7 @@
 
 from ..clock import FakeClock
 from .chat_models import ChaosChatModel, MidStreamFailure, ScriptedChatModel
-from .emulator import Behaviour, Fault, ProviderEmulator, RequestRecord, Success, parse_behaviour
+from .emulator import Behaviour, Fault, ProviderEmulator, RequestRecord, Success, ToolCall, parse_behaviour
 
 __all__ = [
     "Behaviour",
@@ -14,5 +14,6 @@ __all__ = [
     "RequestRecord",
     "ScriptedChatModel",
     "Success",
+    "ToolCall",
     "parse_behaviour",
 ]

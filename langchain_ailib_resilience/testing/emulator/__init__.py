@@ -20,7 +20,7 @@ Routes: ``POST /v1/chat/completions`` (OpenAI; ``stream: true`` for SSE), ``POST
 
 from ._behaviours import DEFAULT_TEXT, Behaviour, Fault, FaultKind, RequestRecord, Source, Success, parse_behaviour
 from ._emulator import ProviderEmulator
-from ._wire import ProviderFormat
+from ._wire import ProviderFormat, ToolCall
 
 __all__ = [
     "DEFAULT_TEXT",
@@ -32,5 +32,6 @@ __all__ = [
     "RequestRecord",
     "Source",
     "Success",
+    "ToolCall",
     "parse_behaviour",
 ]

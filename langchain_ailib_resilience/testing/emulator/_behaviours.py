@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, TypeGuard, get_args
 
-from ._wire import ErrorKind, ProviderFormat, split_text
+from ._wire import ErrorKind, ProviderFormat, ToolCall, split_text
 
 DEFAULT_TEXT = "Hello from the provider emulator."
 
@@ -39,6 +39,10 @@ class Success:
     A streaming request gets ``text`` split into word chunks (or ``chunks`` if given), ``chunk_delay`` seconds
     apart, so one script serves both ``invoke`` and ``stream`` callers. ``completion_tokens`` defaults to the
     number of chunks.
+
+    ``tool_calls`` (``ToolCall("get_weather", {"city": "Paris"})``) answers with exactly those tool calls
+    (``()``: never a tool call). Left ``None``, a request that offers tools or asks for a JSON schema gets a
+    tool call or JSON generated from its schema, as a model would (see ``_tools``).
     """
 
     text: str = DEFAULT_TEXT
@@ -47,6 +51,7 @@ class Success:
     latency: float = 0.0
     chunk_delay: float = 0.0
     chunks: tuple[str, ...] | None = None
+    tool_calls: tuple[ToolCall, ...] | None = None
 
     @property
     def kind(self) -> Literal["success"]:

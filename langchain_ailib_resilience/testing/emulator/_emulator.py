@@ -25,6 +25,7 @@ from ._behaviours import (
 )
 from ._scheduling import Bucket, Chaos
 from ._server import EmulatorHandler, EmulatorServer, drop, finishing, send, send_not_found
+from ._tools import plan_success
 from ._wire import (
     MALFORMED_BODY,
     FaultResponse,
@@ -410,7 +411,10 @@ class ProviderEmulator:
     def _succeed(
         self, handler: EmulatorHandler, route: Route, ok: Success, headers: dict[str, str], request_id: str
     ) -> None:
-        pieces = ok.pieces()
+        planned = plan_success(route.provider, route.body, "".join(ok.pieces()), ok.tool_calls, request_id)
+        pieces = ok.pieces() if planned.text == "".join(ok.pieces()) else split_text(planned.text)
+        if not planned.text:
+            pieces = [""]
         completion = ok.completion_tokens if ok.completion_tokens is not None else len(pieces)
         if route.stream:
             events = stream_events(
@@ -421,10 +425,19 @@ class ProviderEmulator:
                 completion,
                 request_id,
                 include_usage=include_usage(route.body),
+                tool_calls=planned.tool_calls,
             )
             self._stream(handler, route, events, request_id, delay=ok.chunk_delay)
             return
-        body = success_body(route.provider, route.model, "".join(pieces), ok.prompt_tokens, completion, request_id)
+        body = success_body(
+            route.provider,
+            route.model,
+            planned.text,
+            ok.prompt_tokens,
+            completion,
+            request_id,
+            tool_calls=planned.tool_calls,
+        )
         send(handler, 200, headers, json.dumps(body).encode())
 
     def _fail_stream(

@@ -22,6 +22,7 @@ __all__ = [
     "FaultResponse",
     "ProviderFormat",
     "StreamEvent",
+    "ToolCall",
     "error_response",
     "format_seconds",
     "malformed_event",
@@ -44,6 +45,15 @@ class FaultResponse:
     status: int
     body: Mapping[str, Any]
     headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """One tool call in an answer: the tool's ``name`` and its ``arguments`` (``id`` generated when empty)."""
+
+    name: str
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +100,27 @@ def split_text(text: str) -> list[str]:
 
 
 def success_body(
-    provider: ProviderFormat, model: str, text: str, prompt_tokens: int, completion_tokens: int, request_id: str
+    provider: ProviderFormat,
+    model: str,
+    text: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    request_id: str,
+    tool_calls: Sequence[ToolCall] = (),
 ) -> dict[str, Any]:
-    """A complete non-streamed answer carrying ``text`` and the given usage."""
+    """A complete non-streamed answer carrying ``text`` (or ``tool_calls``) and the given usage."""
     if provider == "openai":
+        message: dict[str, Any] = {"role": "assistant", "content": text, "refusal": None}
+        if tool_calls:
+            message["content"] = text or None
+            message["tool_calls"] = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {"name": call.name, "arguments": json.dumps(dict(call.arguments))},
+                }
+                for call in tool_calls
+            ]
         return {
             "id": f"chatcmpl-{request_id}",
             "object": "chat.completion",
@@ -102,9 +129,9 @@ def success_body(
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "message": message,
                     "logprobs": None,
-                    "finish_reason": "stop",
+                    "finish_reason": "tool_calls" if tool_calls else "stop",
                 }
             ],
             "usage": {
@@ -120,8 +147,14 @@ def success_body(
             "type": "message",
             "role": "assistant",
             "model": model,
-            "content": [{"type": "text", "text": text}],
-            "stop_reason": "end_turn",
+            "content": [
+                *([{"type": "text", "text": text}] if text or not tool_calls else []),
+                *(
+                    {"type": "tool_use", "id": call.id, "name": call.name, "input": dict(call.arguments)}
+                    for call in tool_calls
+                ),
+            ],
+            "stop_reason": "tool_use" if tool_calls else "end_turn",
             "stop_sequence": None,
             "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
         }
@@ -155,8 +188,12 @@ def stream_events(
     request_id: str,
     *,
     include_usage: bool = False,
+    tool_calls: Sequence[ToolCall] = (),
 ) -> list[StreamEvent]:
-    """The full event sequence of a streamed answer, as the provider sends it (framing events included)."""
+    """The full event sequence of a streamed answer, as the provider sends it (framing events included).
+
+    Tool calls follow the text: each one's arguments stream as JSON pieces (content events, like text chunks).
+    """
     if provider == "openai":
         base: dict[str, Any] = {
             "id": f"chatcmpl-{request_id}",
@@ -169,9 +206,17 @@ def stream_events(
         def choice(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
             return {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
 
-        events = [_sse(choice({"role": "assistant", "content": "", "refusal": None}, None))]
-        events += [_sse(choice({"content": piece}, None), content=True) for piece in chunks]
-        events.append(_sse(choice({}, "stop")))
+        first: dict[str, Any] = {"role": "assistant", "content": None if tool_calls else "", "refusal": None}
+        events = [_sse(choice(first, None))]
+        events += [_sse(choice({"content": piece}, None), content=True) for piece in chunks if piece or not tool_calls]
+        for index, call in enumerate(tool_calls):
+            head = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+            events.append(_sse(choice({"tool_calls": [head]}, None)))
+            events += [
+                _sse(choice({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}, None), content=True)
+                for piece in _json_pieces(call.arguments)
+            ]
+        events.append(_sse(choice({}, "tool_calls" if tool_calls else "stop")))
         if include_usage:
             usage = {
                 "prompt_tokens": prompt_tokens,
@@ -195,28 +240,50 @@ def stream_events(
                 "usage": {"input_tokens": prompt_tokens, "output_tokens": 1},
             },
         }
-        events = [
-            _sse(start, "message_start"),
-            _sse(
-                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                "content_block_start",
-            ),
-            _sse({"type": "ping"}, "ping"),
-        ]
-        events += [
-            _sse(
-                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
-                "content_block_delta",
-                content=True,
+        events = [_sse(start, "message_start"), _sse({"type": "ping"}, "ping")]
+        block = 0
+        if any(chunks) or not tool_calls:
+            events.append(
+                _sse(
+                    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                    "content_block_start",
+                )
             )
-            for piece in chunks
-        ]
+            events += [
+                _sse(
+                    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                    "content_block_delta",
+                    content=True,
+                )
+                for piece in chunks
+            ]
+            events.append(_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
+            block = 1
+        for index, call in enumerate(tool_calls, start=block):
+            tool_block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
+            events.append(
+                _sse(
+                    {"type": "content_block_start", "index": index, "content_block": tool_block}, "content_block_start"
+                )
+            )
+            events += [
+                _sse(
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                    "content_block_delta",
+                    content=True,
+                )
+                for piece in _json_pieces(call.arguments)
+            ]
+            events.append(_sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
         events += [
-            _sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
             _sse(
                 {
                     "type": "message_delta",
-                    "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                    "delta": {"stop_reason": "tool_use" if tool_calls else "end_turn", "stop_sequence": None},
                     "usage": {"output_tokens": completion_tokens},
                 },
                 "message_delta",
@@ -239,6 +306,13 @@ def stream_events(
         }
         events.append(_sse(body, content=True))
     return events
+
+
+def _json_pieces(arguments: Mapping[str, Any]) -> list[str]:
+    """Tool arguments as JSON in a few pieces, as providers stream them (``'{"a": '``, ``'1}'``)."""
+    text = json.dumps(dict(arguments))
+    size = max(1, len(text) // 3 + 1)
+    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 # --- errors --------------------------------------------------------------------------------------------------

@@ -1,0 +1,207 @@
+"""What a successful answer says when the request offers tools or asks for structured output.
+
+The emulator answers the way the real APIs do, so tool calling and structured output are tested end to end:
+
+- **Tools** (OpenAI ``tools``/``tool_choice``, Anthropic ``tools``/``tool_choice``): a ``Success`` with
+  ``tool_calls`` calls exactly those. Otherwise a tool is called when the request forces one (``"required"``,
+  a named function, Anthropic ``any``/``tool``), or when tools are offered, the choice is automatic and the
+  conversation does not end with a tool result (so an agent loop gets a tool call, then a text answer). The
+  arguments are generated from the tool's JSON schema: numbers found in the last user message fill numeric
+  fields in order, other fields get a plain example value.
+- **Structured output** (OpenAI ``response_format``, Anthropic ``output_config.format``): ``json_schema`` gets
+  a JSON object valid for the schema (the scripted text itself when it is already JSON); ``json_object`` gets
+  the scripted text when it is JSON, else ``{"answer": text}``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._wire import ProviderFormat, ToolCall
+
+__all__ = ["ToolCall", "plan_success"]
+
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+@dataclass(frozen=True, slots=True)
+class Planned:
+    text: str
+    tool_calls: tuple[ToolCall, ...]
+
+
+def plan_success(
+    provider: ProviderFormat,
+    body: Mapping[str, Any],
+    text: str,
+    tool_calls: Sequence[ToolCall] | None,
+    request_id: str,
+) -> Planned:
+    """The text and tool calls of a success for ``body`` (``tool_calls`` given: exactly those)."""
+    if tool_calls is not None:
+        return Planned("" if tool_calls else text, _with_ids(provider, tool_calls, request_id))
+    if provider in ("openai", "anthropic"):
+        chosen = _chosen_tool(provider, body)
+        if chosen is not None:
+            name, schema = chosen
+            arguments = example_for(schema, _numbers(provider, body), _defs(schema))
+            return Planned("", _with_ids(provider, [ToolCall(name, arguments)], request_id))
+    if provider == "openai":
+        text = _structured_text(body.get("response_format"), text, _numbers(provider, body))
+    elif provider == "anthropic":
+        config = body.get("output_config") or {}
+        output_format = config.get("format") if isinstance(config, Mapping) else None
+        output_format = output_format or body.get("output_format")  # the structured-outputs beta's spelling
+        if isinstance(output_format, Mapping) and output_format.get("type") == "json_schema":
+            wrapped = {"type": "json_schema", "json_schema": {"schema": output_format.get("schema") or {}}}
+            text = _structured_text(wrapped, text, _numbers(provider, body))
+    return Planned(text, ())
+
+
+def _with_ids(provider: ProviderFormat, calls: Sequence[ToolCall], request_id: str) -> tuple[ToolCall, ...]:
+    prefix = "toolu_" if provider == "anthropic" else "call_"
+    return tuple(
+        call if call.id else ToolCall(call.name, dict(call.arguments), f"{prefix}{request_id}_{index}")
+        for index, call in enumerate(calls)
+    )
+
+
+# --- tools ----------------------------------------------------------------------------------------------------
+
+
+def _tools(provider: ProviderFormat, body: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """Tool name → its parameters' JSON schema, in the request's order."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for tool in body.get("tools") or ():
+        if not isinstance(tool, Mapping):
+            continue
+        if provider == "openai":
+            function = tool.get("function")
+            if tool.get("type") == "function" and isinstance(function, Mapping) and function.get("name"):
+                found[str(function["name"])] = function.get("parameters") or {}
+        elif tool.get("name") and "input_schema" in tool:  # Anthropic client tools (server tools have none)
+            found[str(tool["name"])] = tool.get("input_schema") or {}
+    return found
+
+
+def _chosen_tool(provider: ProviderFormat, body: Mapping[str, Any]) -> tuple[str, Mapping[str, Any]] | None:
+    tools = _tools(provider, body)
+    if not tools:
+        return None
+    choice = body.get("tool_choice")
+    first = next(iter(tools.items()))
+    if provider == "openai":
+        if choice == "none":
+            return None
+        if isinstance(choice, Mapping):
+            name = (choice.get("function") or {}).get("name")
+            return (name, tools[name]) if name in tools else first
+        if choice == "required":
+            return first
+    else:
+        kind = choice.get("type") if isinstance(choice, Mapping) else None
+        if kind == "none":
+            return None
+        if kind == "tool":
+            name = choice.get("name") if isinstance(choice, Mapping) else None
+            return (name, tools[name]) if name in tools else first
+        if kind == "any":
+            return first
+    return None if _ends_with_tool_result(provider, body) else first
+
+
+def _ends_with_tool_result(provider: ProviderFormat, body: Mapping[str, Any]) -> bool:
+    messages = body.get("messages") or []
+    if not messages or not isinstance(messages[-1], Mapping):
+        return False
+    last = messages[-1]
+    if provider == "openai":
+        return last.get("role") == "tool"
+    content = last.get("content")
+    return isinstance(content, list) and any(
+        isinstance(block, Mapping) and block.get("type") == "tool_result" for block in content
+    )
+
+
+def _last_user_text(provider: ProviderFormat, body: Mapping[str, Any]) -> str:
+    for message in reversed(body.get("messages") or []):
+        if not isinstance(message, Mapping) or message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return " ".join(
+                str(block.get("text", "")) for block in content if isinstance(block, Mapping) and "text" in block
+            )
+    return ""
+
+
+def _numbers(provider: ProviderFormat, body: Mapping[str, Any]) -> list[float]:
+    return [float(n) for n in _NUMBER.findall(_last_user_text(provider, body))]
+
+
+# --- example values from a JSON schema ---------------------------------------------------------------------------
+
+
+def _defs(schema: Mapping[str, Any]) -> Mapping[str, Any]:
+    defs = schema.get("$defs") or schema.get("definitions") or {}
+    return defs if isinstance(defs, Mapping) else {}
+
+
+def example_for(schema: Any, numbers: list[float], defs: Mapping[str, Any], depth: int = 0) -> Any:
+    """A value valid for ``schema`` (the JSON Schema subset tool and output schemas use)."""
+    if not isinstance(schema, Mapping) or depth > 8:
+        return "example"
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        return example_for(defs.get(ref.rsplit("/", 1)[-1], {}), numbers, defs, depth + 1)
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    if "default" in schema:
+        return schema["default"]
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = [o for o in schema.get(key) or () if isinstance(o, Mapping) and o.get("type") != "null"]
+        if options:
+            return example_for(options[0], numbers, defs, depth + 1)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "string")
+    if kind == "object" or (kind is None and "properties" in schema):
+        properties = schema.get("properties") or {}
+        return {name: example_for(sub, numbers, defs, depth + 1) for name, sub in properties.items()}
+    if kind == "array":
+        return [example_for(schema.get("items") or {}, numbers, defs, depth + 1)]
+    if kind == "integer":
+        return int(numbers.pop(0)) if numbers else 1
+    if kind == "number":
+        return numbers.pop(0) if numbers else 1.0
+    if kind == "boolean":
+        return True
+    return "example"
+
+
+def _structured_text(response_format: Any, text: str, numbers: list[float]) -> str:
+    if not isinstance(response_format, Mapping):
+        return text
+    kind = response_format.get("type")
+    if kind not in ("json_schema", "json_object"):
+        return text
+    try:
+        json.loads(text)
+    except ValueError:
+        pass
+    else:
+        return text
+    if kind == "json_object":
+        return json.dumps({"answer": text})
+    spec = response_format.get("json_schema") or {}
+    schema = spec.get("schema") if isinstance(spec, Mapping) else None
+    schema = schema if isinstance(schema, Mapping) else {}
+    return json.dumps(example_for(schema, numbers, _defs(schema)))
