@@ -48,6 +48,10 @@ class Clock(Protocol):
         ...
 
 
+# time.sleep and Event.wait raise OverflowError past this (about 292 years); a longer wait is a wait forever.
+_LONGEST_WAIT = threading.TIMEOUT_MAX
+
+
 class SystemClock:
     """The real clock: ``time.monotonic`` (the same scale as the asyncio loop's time)."""
 
@@ -58,13 +62,13 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
-            time.sleep(seconds)
+            time.sleep(min(seconds, _LONGEST_WAIT))
 
     async def asleep(self, seconds: float) -> None:
         await asyncio.sleep(max(seconds, 0.0))
 
     def wait(self, event: threading.Event, timeout: float | None) -> None:
-        event.wait(None if timeout is None else max(timeout, 0.0))
+        event.wait(None if timeout is None else min(max(timeout, 0.0), _LONGEST_WAIT))
 
     async def wait_future(self, future: asyncio.Future[Any], timeout: float | None) -> None:
         if not future.done():

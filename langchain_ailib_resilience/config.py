@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any, Literal, Self
 
@@ -23,6 +24,11 @@ BreakerMode = Literal["consecutive", "failure_rate"]
 
 class ConfigError(ValueError):
     """A configuration value is invalid; the message names the field or environment variable."""
+
+
+# The longest wait the platform can sleep (``time.sleep``/``Event.wait`` overflow past it, about 292 years):
+# longer durations are refused here, and the system clock clamps computed waits to it.
+LONGEST_WAIT = threading.TIMEOUT_MAX
 
 
 class _Frozen(BaseModel):
@@ -50,12 +56,12 @@ class RetryConfig(_Frozen):
     """
 
     max_retries: StrictInt = Field(3, ge=0, le=100)
-    initial_delay: float = Field(1.0, ge=0.0)
-    max_delay: float = Field(30.0, gt=0.0)
+    initial_delay: float = Field(1.0, ge=0.0, le=LONGEST_WAIT)
+    max_delay: float = Field(30.0, gt=0.0, le=LONGEST_WAIT)
     backoff_multiplier: float = Field(2.0, ge=1.0)
     jitter: JitterMode = "decorrelated"
     respect_retry_after: bool = True
-    max_retry_after: float = Field(60.0, ge=0.0)
+    max_retry_after: float = Field(60.0, ge=0.0, le=LONGEST_WAIT)
     on_long_retry_after: LongRetryAfter = "fallback"
     budget: RetryBudgetConfig | None = Field(default_factory=RetryBudgetConfig)
 
@@ -76,7 +82,7 @@ class RateLimiterConfig(_Frozen):
 
     requests_per_second: float | None = Field(None, gt=0.0)
     burst_size: StrictInt | None = Field(None, ge=1)
-    max_wait: float | None = Field(30.0, ge=0.0)
+    max_wait: float | None = Field(30.0, ge=0.0, le=LONGEST_WAIT)
 
     @property
     def enabled(self) -> bool:
@@ -117,7 +123,7 @@ class CircuitBreakerConfig(_Frozen):
 
     enabled: bool = True
     failure_threshold: StrictInt = Field(5, ge=1)
-    cooldown_seconds: float = Field(30.0, gt=0.0)
+    cooldown_seconds: float = Field(30.0, gt=0.0, le=LONGEST_WAIT)
     half_open_max_calls: StrictInt = Field(1, ge=1)
     success_threshold: StrictInt = Field(1, ge=1)
     mode: BreakerMode = "consecutive"
@@ -126,7 +132,10 @@ class CircuitBreakerConfig(_Frozen):
     minimum_calls: StrictInt = Field(10, ge=1)
     cooldown_multiplier: float = Field(1.0, ge=1.0)
     max_cooldown_seconds: float = Field(
-        DEFAULT_MAX_COOLDOWN, gt=0.0, description="default: 300 s, or cooldown_seconds when that is longer"
+        DEFAULT_MAX_COOLDOWN,
+        gt=0.0,
+        le=LONGEST_WAIT,
+        description="default: 300 s, or cooldown_seconds when that is longer",
     )
 
     @model_validator(mode="after")
@@ -149,7 +158,7 @@ class BackpressureConfig(_Frozen):
     """
 
     max_inflight: StrictInt | None = Field(50, ge=1)
-    max_wait: float | None = Field(30.0, ge=0.0)
+    max_wait: float | None = Field(30.0, ge=0.0, le=LONGEST_WAIT)
     max_queue: StrictInt | None = Field(1000, ge=0)
 
     @property
@@ -173,8 +182,8 @@ class ResilientConfig(_Frozen):
     rate_limiter: RateLimiterConfig = Field(default_factory=RateLimiterConfig)
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
     backpressure: BackpressureConfig = Field(default_factory=BackpressureConfig)
-    attempt_timeout: float | None = Field(None, gt=0.0)
-    total_timeout: float | None = Field(None, gt=0.0)
+    attempt_timeout: float | None = Field(None, gt=0.0, le=LONGEST_WAIT)
+    total_timeout: float | None = Field(None, gt=0.0, le=LONGEST_WAIT)
     state_url: str | None = None
     share_breaker_state: bool = False
     share_state: bool = True
