@@ -83,6 +83,112 @@ class RedisServer:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class SilentServer:
+    """A TCP port on 127.0.0.1 that accepts connections (into its backlog) and never answers a byte."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(512)
+        self.port = int(self._sock.getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class LoopLag:
+    """Measures how late the event loop runs a ticker that asks to wake every ``interval`` seconds.
+
+    A sync network call on the loop shows up as one late tick of about its duration; ``max_lag`` is the worst.
+    """
+
+    def __init__(self, interval: float = 0.002) -> None:
+        self.interval = interval
+        self.lags: list[float] = []
+        self._task: asyncio.Task[None] | None = None
+
+    async def _tick(self) -> None:
+        while True:
+            before = time.perf_counter()
+            await asyncio.sleep(self.interval)
+            self.lags.append(max(0.0, time.perf_counter() - before - self.interval))
+
+    async def __aenter__(self) -> LoopLag:
+        self._task = asyncio.create_task(self._tick())
+        await asyncio.sleep(0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        try:
+            await self._task
+        except asyncio.CancelledError:
+            pass
+
+    @property
+    def max_lag(self) -> float:
+        return max(self.lags, default=0.0)
+
+
+def lag_config(url: str) -> Any:
+    """A rate limit and a shared breaker on ``url``: every admission talks to the store."""
+    from langchain_ailib_resilience import CircuitBreakerConfig, RateLimiterConfig, ResilientConfig, RetryConfig
+
+    return ResilientConfig(
+        retry=RetryConfig(max_retries=0),  # a failure is one call: the lag, not retry back-off, is measured
+        state_url=url,
+        share_breaker_state=True,
+        rate_limiter=RateLimiterConfig(requests_per_second=1000, burst_size=50),
+        circuit_breaker=CircuitBreakerConfig(failure_threshold=3, cooldown_seconds=0.05),
+    )
+
+
+async def lag_of_calls(
+    url: str, *, calls: int = 20, concurrency: int = 4, target: str | None = None, sync_gate: bool = False
+) -> LoopLag:
+    """Loop lag while ``calls`` async executor calls (rate limit + shared breaker on ``url``) run.
+
+    ``sync_gate=True`` reproduces what the async path did before it used ``redis.asyncio``: the same calls,
+    gated by the sync preflight (sync Redis client) on the loop's thread.
+    """
+    from langchain_ailib_resilience.executor import ResilientExecutor
+    from langchain_ailib_resilience.registry import Registry
+
+    executor = ResilientExecutor(lag_config(url), registry=Registry())
+    name = target or f"lag-{os.getpid()}-{time.monotonic_ns()}"
+    flaky = iter(range(10**9))
+
+    async def call() -> str:
+        if next(flaky) % 3 == 0:  # some failures, so breaker transitions publish to the store too
+            raise ConnectionError("upstream reset")
+        await asyncio.sleep(0.001)
+        return "ok"
+
+    async def gated_by_sync_client() -> str:
+        with executor.preflight.check(name):
+            return await call()
+
+    async def one() -> None:
+        try:
+            if sync_gate:
+                await gated_by_sync_client()
+            else:
+                await executor.execute(call, target=name)
+        except Exception:  # noqa: BLE001 - rejections and failures are part of the load, not the measurement
+            pass
+
+    async with LoopLag() as lag:
+        for start in range(0, calls, concurrency):
+            await asyncio.gather(*(one() for _ in range(min(concurrency, calls - start))))
+            await asyncio.sleep(0.01)
+    return lag
+
+
 def _worker(url: str, key: str, rate: float, burst: int, seconds: float, tasks: int, barrier: Any, out: Any) -> None:
     """One process: ``tasks`` asyncio tasks acquiring from the shared limiter for ``seconds``."""
     from langchain_ailib_resilience.state import RedisStateStore, SharedRateLimiter
@@ -181,6 +287,27 @@ def script_calls(url: str) -> int:
     return sum(int(stats.get(f"cmdstat_{name}", {}).get("calls", 0)) for name in ("eval", "evalsha"))
 
 
+def loop_lag_table(url: str, calls: int = 60) -> list[str]:
+    """Event-loop lag with a live and a silent Redis: the sync client on the loop (before) vs redis.asyncio."""
+    silent = SilentServer()
+    rows = ["| Redis | gate on the async path | calls | max loop lag | p99 loop lag | wall time |"]
+    rows.append("|---|---|---|---|---|---|")
+    try:
+        for label, where in (("live", url), ("silent (accepts, never answers)", silent.url)):
+            for gate, sync_gate in (("sync client on the loop (before)", True), ("redis.asyncio (now)", False)):
+                started = time.perf_counter()
+                lag = asyncio.run(lag_of_calls(where, calls=calls, sync_gate=sync_gate))
+                wall = time.perf_counter() - started
+                lags = sorted(lag.lags)
+                p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] if lags else 0.0
+                rows.append(
+                    f"| {label} | {gate} | {calls} | {lag.max_lag * 1000:.1f} ms | {p99 * 1000:.1f} ms | {wall:.2f} s |"
+                )
+    finally:
+        silent.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--processes", type=int, default=4)
@@ -189,6 +316,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--tasks", type=int, default=2, help="asyncio tasks per process")
     parser.add_argument("--url", help="use this Redis instead of starting one")
+    parser.add_argument("--lag-calls", type=int, default=60, help="async calls per event-loop lag row")
     ns = parser.parse_args()
     server = None
     url = ns.url
@@ -202,6 +330,7 @@ def main() -> None:
             url, processes=ns.processes, rate=ns.rate, burst=ns.burst, seconds=ns.seconds, tasks=ns.tasks
         )
         calls = script_calls(url) - before
+        lag_rows = loop_lag_table(url, ns.lag_calls)
     finally:
         if server is not None:
             server.cleanup()
@@ -212,6 +341,11 @@ def main() -> None:
     print(f"steady aggregate rate = {result.steady_rate:.3f}/s (target {ns.rate:g}/s)")
     print(f"script calls per grant = {calls / len(result.times):.2f} (1.0 would be no failed takes at all)")
     print(f"worst window excess over rate*W+burst = {result.worst_excess():+.6f} (<= 0: bound held)")
+    print()
+    print("Event-loop lag: a ticker asks to wake every 2 ms while async calls (rate limit + shared breaker on")
+    print("state_url) run, 4 at a time; lag = how late it woke. Silent = a TCP port that accepts and never answers.")
+    print()
+    print("\n".join(lag_rows))
 
 
 if __name__ == "__main__":

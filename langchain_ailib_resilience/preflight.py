@@ -16,6 +16,14 @@ from .errors.codes import StandardErrorCode
 from .errors.exceptions import DeadlineExceededError
 from .policies.circuit_breaker import BreakerPermit
 from .registry import DEFAULT_REGISTRY, Registry, TargetState
+from .state._store import loop_running
+
+
+async def _arefresh_breaker(state: TargetState) -> None:
+    """A shared breaker's flag, read through the store's async client before admission (never on the loop)."""
+    arefresh = getattr(state.breaker, "arefresh", None)
+    if arefresh is not None:
+        await arefresh()
 
 
 class Ticket:
@@ -116,7 +124,10 @@ class PreflightChecker:
 
     def try_check(self, state: TargetState, *, tokens: float = 1) -> Ticket | None:
         """Non-blocking fast path: a ticket if admission, tokens and a permit are all free now, else ``None``
-        (nothing held). An open circuit still raises ``CircuitOpenError``."""
+        (nothing held). An open circuit still raises ``CircuitOpenError``. On an event loop's thread a target
+        whose state lives in a store is always ``None``: only ``acheck`` may talk to the store there."""
+        if state.uses_store and loop_running():
+            return None
         permit, changed = self._admit(state)
         limiter, backpressure = state.limiter, state.backpressure
         if limiter is not None and not limiter.try_acquire(tokens):
@@ -147,9 +158,11 @@ class PreflightChecker:
         return Ticket(state, permit, taken, changed)
 
     async def acheck(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
-        """Async ``check``; a cancelled caller gives back everything it held."""
+        """Async ``check``; a cancelled caller gives back everything it held; a state store is only awaited."""
         state = target if isinstance(target, TargetState) else self.state(target)
         rate_wait, inflight_wait = self._bounds(state, deadline)
+        if state.uses_store:
+            await _arefresh_breaker(state)
         permit, changed = self._admit(state)
         taken, holding = 0.0, False
         try:

@@ -33,6 +33,8 @@ class TargetState:
     backpressure: Backpressure | None
     budget: RetryBudget | None
     state_backend: str = "local"
+    uses_store: bool = False
+    """Limiter or breaker talk to a state store (``state_url``): async paths must await it, never call it."""
 
     def signals(self) -> TargetSignals:
         breaker = self.breaker
@@ -70,14 +72,16 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
         if bp.max_inflight is not None
         else None
     )
+    breaker = _build_breaker(target, config, clock)
     return TargetState(
         target=target,
         config=config,
-        breaker=_build_breaker(target, config, clock),
+        breaker=breaker,
         limiter=limiter,
         backpressure=backpressure,
         budget=RetryBudget(config.retry.budget, clock) if config.retry.budget is not None else None,
         state_backend=backend,
+        uses_store=bool(config.state_url) and (limiter is not None or hasattr(breaker, "arefresh")),
     )
 
 

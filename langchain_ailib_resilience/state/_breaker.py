@@ -6,17 +6,23 @@ read per interval) and, while it is up and its own breaker is closed, rejects wi
 open. Half-open probing stays with the process that opened: when its cooldown ends the flag expires, the others
 resume, and a failed probe raises the flag again. A store that does not answer never blocks calls: the flag
 reads as down and is asked again after ``store_backoff``.
+
+On an event loop's thread the store is only ever awaited (``redis.asyncio``), never called: ``arefresh`` reads
+the flag before an async admission, and a read or publish due at any other moment runs as a task of the loop
+while the call goes on with the last known value.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
+from collections.abc import Coroutine
 from typing import Any
 
 from ..errors.exceptions import CircuitOpenError
 from ..policies.circuit_breaker import BreakerPermit, CircuitBreaker, CircuitState
-from ._store import FlagStore, StateStoreUnavailableError
+from ._store import FlagStore, StateStoreUnavailableError, loop_running
 
 logger = logging.getLogger("langchain_ailib_resilience.state")
 
@@ -43,6 +49,8 @@ class SharedCircuitBreaker(CircuitBreaker):
         self._next_read = -math.inf
         self._remote_until = 0.0
         self._store_down = False
+        self._reading: asyncio.Future[None] | None = None
+        self._pending: set[asyncio.Future[Any]] = set()
         self.add_listener(self._publish_open)
 
     def _publish_open(self, name: str, old: CircuitState, new: CircuitState) -> None:
@@ -51,10 +59,25 @@ class SharedCircuitBreaker(CircuitBreaker):
         left = super().cooldown_remaining
         if not (0 < left < math.inf):  # forced open is this process's own business
             return
+        if loop_running():
+            self._background(self._araise(left))
+            return
         try:
             self.store.raise_flag(self.key, left)
         except StateStoreUnavailableError as exc:
             self._note_store_down(exc)
+
+    async def _araise(self, seconds: float) -> None:
+        try:
+            await self.store.araise_flag(self.key, seconds)
+        except StateStoreUnavailableError as exc:
+            self._note_store_down(exc)
+
+    def _background(self, work: Coroutine[Any, Any, None]) -> asyncio.Future[None]:
+        task = asyncio.ensure_future(work)
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+        return task
 
     def _note_store_down(self, exc: StateStoreUnavailableError) -> None:
         self._next_read = self._clock.now() + self.store_backoff
@@ -66,19 +89,55 @@ class SharedCircuitBreaker(CircuitBreaker):
             )  # fmt: skip
 
     def remote_open_for(self) -> float:
-        """Seconds another process's opening still holds (0.0 when none, or when the store is unreachable)."""
+        """Seconds another process's opening still holds (0.0 when none, or when the store is unreachable).
+
+        On an event loop's thread a due read is started as a task and the last known value is returned.
+        """
         now = self._clock.now()
         if now >= self._next_read:
             self._next_read = now + self.refresh
-            try:
-                left = self.store.flag_remaining(self.key)
-            except StateStoreUnavailableError as exc:
-                self._note_store_down(exc)
-                left = 0.0
+            if loop_running():
+                self._start_read()
             else:
-                self._store_down = False
-            self._remote_until = now + left
+                try:
+                    left = self.store.flag_remaining(self.key)
+                except StateStoreUnavailableError as exc:
+                    self._note_store_down(exc)
+                    left = 0.0
+                else:
+                    self._store_down = False
+                self._remote_until = now + left
         return max(0.0, self._remote_until - now)
+
+    @property
+    def read_due(self) -> bool:
+        """Whether the next ``admit`` would ask the store (the cached read is older than ``refresh``)."""
+        return self._reading is not None or self._clock.now() >= self._next_read
+
+    async def arefresh(self) -> None:
+        """Read the shared flag through the store's async client if the cached read is stale (one read at a
+        time; concurrent callers share it). Call before ``admit`` on an async path."""
+        if self._reading is None and self._clock.now() >= self._next_read:
+            self._next_read = self._clock.now() + self.refresh
+            self._start_read()
+        if self._reading is not None:
+            await asyncio.shield(self._reading)
+
+    def _start_read(self) -> None:
+        if self._reading is None:
+            self._reading = self._background(self._aread())
+
+    async def _aread(self) -> None:
+        try:
+            left = await self.store.aflag_remaining(self.key)
+        except StateStoreUnavailableError as exc:
+            self._note_store_down(exc)
+            left = 0.0
+        else:
+            self._store_down = False
+        finally:
+            self._reading = None
+        self._remote_until = self._clock.now() + left
 
     def admit(self) -> BreakerPermit:
         """Admit or raise ``CircuitOpenError``: open here, or (while closed here) open on another worker."""

@@ -19,7 +19,7 @@ from ..clock import Clock
 from ..errors.exceptions import RateLimitExceededError
 from ..policies._waiter import Waiter
 from ..policies.rate_limiter import RateLimiter
-from ._store import BucketReply, BucketStore, StateStoreUnavailableError
+from ._store import BucketReply, BucketStore, StateStoreUnavailableError, loop_running
 
 logger = logging.getLogger("langchain_ailib_resilience.state")
 
@@ -151,7 +151,11 @@ class SharedRateLimiter(RateLimiter):
     def _return_late_grant(self, call: asyncio.Future[BucketReply], tokens: float) -> None:
         if call.cancelled() or call.exception() is not None or tokens <= 0 or call.result().wait != 0.0:
             return  # (reading the exception also keeps asyncio from logging it as never retrieved)
-        task = asyncio.ensure_future(self._ashared_take(-tokens))
+        self._in_background(-tokens)
+
+    def _in_background(self, tokens: float) -> None:
+        """Give back (or peek) through the async client, as a task of the running loop: nothing waits on it."""
+        task = asyncio.ensure_future(self._ashared_take(tokens))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
@@ -254,7 +258,10 @@ class SharedRateLimiter(RateLimiter):
         return await super().aacquire(blocking=True, tokens=tokens, timeout=timeout)
 
     def try_acquire(self, tokens: float = 1) -> bool:
-        """Take ``tokens`` only if free now and nobody in this process is queued; never waits."""
+        """Take ``tokens`` only if free now and nobody in this process is queued; never waits for the queue.
+
+        It does ask the store, synchronously: on an event loop use ``atry_acquire`` (the library's async paths do).
+        """
         if not self._may_jump(tokens):
             return False
         return self._try_settle(self._shared_take(tokens))
@@ -285,7 +292,10 @@ class SharedRateLimiter(RateLimiter):
         """Give back tokens taken but not used, to the bucket they were taken from as far as known."""
         if not (tokens > 0 and math.isfinite(tokens)):
             return
-        self._shared_take(-tokens)
+        if loop_running():
+            self._in_background(-tokens)  # on a loop's thread: the async client, never a blocking call
+        else:
+            self._shared_take(-tokens)
         with self._lock:
             if self._waiters:
                 self._waiters[0].wake()
@@ -294,8 +304,13 @@ class SharedRateLimiter(RateLimiter):
 
     @property
     def remaining(self) -> float:
-        """Tokens free now for a newcomer in this process (asks the store; local estimate while it is down)."""
-        self._shared_take(0.0)
+        """Tokens free now for a newcomer in this process (asks the store; the local mirror of the store's last
+        answer while it is down; on an event loop's thread, where a store call would stall it, the mirror, with
+        a peek at the store started as a task to refresh it)."""
+        if not loop_running():
+            self._shared_take(0.0)
+        elif not self._pending and self._store_due():
+            self._in_background(0.0)
         return super().remaining
 
     def __repr__(self) -> str:

@@ -124,7 +124,8 @@ class RedisStateStore:
             "health_check_interval": 0,
         }
 
-    def _async_script(self) -> Any:
+    def _async_client(self) -> tuple[Any, Any, Any]:
+        """This loop's (client, bucket script, flag script); made on first use, no network until awaited."""
         loop = asyncio.get_running_loop()
         with self._async_lock:
             entry = self._async.get(loop)
@@ -134,23 +135,39 @@ class RedisStateStore:
                 from redis.backoff import NoBackoff
 
                 client = aredis.Redis.from_url(self.url, **self._options(AsyncRetry(NoBackoff(), 0)))
-                entry = (client, client.register_script(BUCKET_SCRIPT))
+                entry = (client, client.register_script(BUCKET_SCRIPT), client.register_script(FLAG_SCRIPT))
                 self._async[loop] = entry
-            return entry[1]
+            return entry
+
+    def _unavailable(self, exc: BaseException) -> StateStoreUnavailableError:
+        return StateStoreUnavailableError(f"{type(exc).__name__}: {exc}")
 
     def take(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
         try:
             return _parse(self._script(keys=[key], args=[repr(rate), repr(float(burst)), repr(float(tokens))]))
         except self._errors as exc:
-            raise StateStoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise self._unavailable(exc) from exc
 
     async def atake(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
         try:
-            script = self._async_script()
+            script = self._async_client()[1]
             raw = await script(keys=[key], args=[repr(rate), repr(float(burst)), repr(float(tokens))])
         except self._errors as exc:
-            raise StateStoreUnavailableError(f"{type(exc).__name__}: {exc}") from exc
+            raise self._unavailable(exc) from exc
         return _parse(raw)
+
+    async def araise_flag(self, key: str, seconds: float) -> None:
+        try:
+            await self._async_client()[2](keys=[key], args=[max(1, math.ceil(seconds * 1000))])
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+
+    async def aflag_remaining(self, key: str) -> float:
+        try:
+            millis = int(await self._async_client()[0].pttl(key))
+        except self._errors as exc:
+            raise self._unavailable(exc) from exc
+        return max(0, millis) / 1000
 
     def raise_flag(self, key: str, seconds: float) -> None:
         try:

@@ -9,6 +9,7 @@ more seconds"). ``MemoryStateStore`` keeps both in this process (``memory://`` a
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -16,6 +17,15 @@ from ..clock import SYSTEM_CLOCK, Clock
 
 # Float refill arithmetic can leave a bucket a few ulps short of a whole token forever; treat that as enough.
 EPSILON = 1e-9
+
+
+def loop_running() -> bool:
+    """Whether this thread runs an event loop: then no store may be asked synchronously (it would stall it)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class StateStoreUnavailableError(Exception):
@@ -62,6 +72,14 @@ class FlagStore(Protocol):
 
     def flag_remaining(self, key: str) -> float:
         """Seconds ``key`` stays set (0.0 when unset)."""
+        ...
+
+    async def araise_flag(self, key: str, seconds: float) -> None:
+        """``raise_flag`` for event loops: never blocks the loop."""
+        ...
+
+    async def aflag_remaining(self, key: str) -> float:
+        """``flag_remaining`` for event loops: never blocks the loop."""
         ...
 
 
@@ -116,6 +134,12 @@ class MemoryStateStore:
     def flag_remaining(self, key: str) -> float:
         with self._lock:
             return max(0.0, self._flags.get(key, 0.0) - self._clock.now())
+
+    async def araise_flag(self, key: str, seconds: float) -> None:
+        self.raise_flag(key, seconds)
+
+    async def aflag_remaining(self, key: str) -> float:
+        return self.flag_remaining(key)
 
     def __repr__(self) -> str:
         return f"MemoryStateStore(buckets={len(self._buckets)})"

@@ -1,22 +1,22 @@
-"""A real, throwaway redis-server for the shared-state tests; they skip with a reason when it is missing."""
+"""A real, throwaway redis-server for the shared-state tests.
+
+Without a ``redis-server`` binary they skip with a reason on a developer's machine, and FAIL under CI
+(``CI=true``): a CI run that silently skipped the shared-state tests would report green for code it never ran.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
+from redis_helpers import missing_server
 
 from benchmarks.bench_redis import REDIS_SERVER, RedisServer
-
-MISSING = (
-    "redis-server binary not found on PATH: shared-state tests need it "
-    "(Debian/Ubuntu: apt-get install redis-server; .ci/run installs it)"
-)
 
 
 def _server() -> Iterator[RedisServer]:
     if REDIS_SERVER is None:
-        pytest.skip(MISSING)
+        missing_server()
     server = RedisServer()
     server.start()
     try:
