@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import provider_tables as tables
+from ._cause import safe_cause
 from .codes import StandardErrorCode
 from .exceptions import ProviderConnectionError, ResilienceError
 from .redact import redact
@@ -651,6 +652,9 @@ def _classify(exc: BaseException, provider: str | None, model: str | None, depth
 def classify_error(exc: BaseException, *, provider: str | None = None, model: str | None = None) -> ResilienceError:
     """Normalise ``exc`` into a ``ResilienceError`` whose ``__cause__`` is ``exc``. Never raises.
 
+    ``exc``'s message, string attributes and notes (and its own chain's) are redacted in place, so a traceback
+    of the result prints no credential; see ``errors/_cause.py``.
+
     A ``ResilienceError`` is returned as is (only a missing ``provider``/``model`` is filled in). ``provider``
     and ``model`` override what the exception says (LiteLLM's ``llm_provider`` and ``model``). For
     ``asyncio.CancelledError``, ``KeyboardInterrupt`` and ``SystemExit`` the result has code E4002 and is for
@@ -678,7 +682,7 @@ def classify_error(exc: BaseException, *, provider: str | None = None, model: st
             provider=provider,
             model=model,
         )
-    result.__cause__ = exc
+    result.__cause__ = safe_cause(exc)  # kept for debugging, but what a traceback prints is redacted
     return result
 
 
