@@ -3,6 +3,7 @@ VENV   ?= .venv
 PYTHON ?= python3
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed
+DEMO_STAMP = $(VENV)/.demo-installed
 
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 
@@ -28,8 +29,14 @@ format: install
 test: install check
 	$(VENV)/bin/pytest
 
-demo: install
+# The demo needs only the package and its demo extra, not the dev toolset: a newcomer sees it in seconds.
+demo: $(DEMO_STAMP)
 	$(VENV)/bin/ailib-resilience demo
+
+$(DEMO_STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -e ".[demo]"
+	touch $(DEMO_STAMP)
 
 emulator: install
 	$(VENV)/bin/ailib-resilience emulator
