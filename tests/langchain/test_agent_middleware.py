@@ -39,7 +39,7 @@ from langchain_ailib_resilience import (
     RetryConfig,
     StandardErrorCode,
 )
-from langchain_ailib_resilience.testing import Fault, ProviderEmulator, Success
+from langchain_ailib_resilience.testing import Fault, ProviderEmulator, Success, ToolCall
 
 CONFIG = ResilientConfig(
     retry=RetryConfig(max_retries=2, initial_delay=0.5, budget=None),
@@ -58,47 +58,9 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-# --- the emulator's answers ---------------------------------------------------------------------------------
-
-
-def openai_tool_call(name: str, args: dict[str, Any], call_id: str = "call_1") -> Fault:
-    """An OpenAI chat completion that calls a tool (a raw 200 answer, for non-streaming calls)."""
-    body = {
-        "id": f"chatcmpl-{call_id}",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "gpt-x",
-        "choices": [
-            {
-                "index": 0,
-                "message": {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(args)}}
-                    ],
-                },
-                "finish_reason": "tool_calls",
-            }
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-    }
-    return Fault.http(200, body, {"content-type": "application/json"})
-
-
-def anthropic_tool_use(name: str, args: dict[str, Any], call_id: str = "toolu_1") -> Fault:
-    """An Anthropic message that uses a tool."""
-    body = {
-        "id": f"msg_{call_id}",
-        "type": "message",
-        "role": "assistant",
-        "model": "claude-x",
-        "content": [{"type": "tool_use", "id": call_id, "name": name, "input": args}],
-        "stop_reason": "tool_use",
-        "stop_sequence": None,
-        "usage": {"input_tokens": 10, "output_tokens": 5},
-    }
-    return Fault.http(200, body, {"content-type": "application/json"})
+def tool_names(body: Any) -> list[str]:
+    """The tools a request offered, OpenAI's format or Anthropic's."""
+    return [t.get("function", t).get("name") for t in body.get("tools", [])]
 
 
 def openai(emu: ProviderEmulator, model: str = "gpt-x", **kwargs: Any) -> ChatOpenAI:
@@ -141,10 +103,10 @@ def test_tool_loop_rides_out_a_429_storm_honouring_retry_after(
         "gpt-x",
         [
             Fault.rate_limit(retry_after=2.0),
-            openai_tool_call("get_weather", {"city": "Paris"}),
+            Success(tool_calls=(ToolCall("get_weather", {"city": "Paris"}),)),
             Fault.rate_limit(retry_after=3.0),
             Fault.rate_limit(retry_after=3.0),
-            Success("It is sunny in Paris."),
+            Success("It is sunny in Paris.", tool_calls=()),
         ],
     )
     events: list[ResilienceEvent] = []
@@ -162,7 +124,7 @@ def test_tool_loop_rides_out_a_429_storm_honouring_retry_after(
     assert delays[0] is not None and delays[0] >= 2.0  # Retry-After honoured, not a 0.5 s backoff
     assert all(d is not None and d >= 3.0 for d in delays[1:])
     # The tools went out on every attempt, not only the first.
-    assert all(r.model == "gpt-x" for r in emu.requests)
+    assert all(tool_names(r.body) == ["get_weather"] for r in emu.requests)
 
 
 @pytest.mark.parametrize("use_async", [False, True], ids=["invoke", "ainvoke"])
@@ -174,9 +136,9 @@ def test_outage_falls_back_and_the_dead_primary_gets_bounded_requests(
     emu.script(
         "claude-x",
         [
-            anthropic_tool_use("get_weather", {"city": "Oslo"}),
-            Success("Sunny in Oslo."),
-            Success("Still sunny."),
+            Success(tool_calls=(ToolCall("get_weather", {"city": "Oslo"}),)),
+            Success("Sunny in Oslo.", tool_calls=()),
+            Success("Still sunny.", tool_calls=()),
         ],
     )
     events: list[ResilienceEvent] = []
@@ -193,9 +155,9 @@ def test_outage_falls_back_and_the_dead_primary_gets_bounded_requests(
     assert emu.count("claude-x") == 3
     rejected = [e for e in events if e.kind == "rejected"]
     assert len(rejected) == 2 and all(e.code is StandardErrorCode.OVERLOADED for e in rejected)
-    # The fallback got the agent's tools in Anthropic's format.
-    claude_body = next(r for r in emu.requests if r.model == "claude-x")
-    assert claude_body.model == "claude-x"
+    # The fallback got the agent's tools, in Anthropic's format.
+    assert all(tool_names(r.body) == ["get_weather"] for r in emu.requests if r.model == "claude-x")
+    assert all("input_schema" in r.body["tools"][0] for r in emu.requests if r.model == "claude-x")
 
 
 def test_state_is_shared_with_resilient_chat_model_of_the_same_target(
@@ -288,10 +250,10 @@ def test_model_call_limit_counts_a_retried_call_once(
         "gpt-x",
         [
             Fault.server_error(),
-            openai_tool_call("get_weather", {"city": "Rome"}),
+            Success(tool_calls=(ToolCall("get_weather", {"city": "Rome"}),)),
             Fault.server_error(),
             Fault.server_error(),
-            Success("Sunny in Rome."),
+            Success("Sunny in Rome.", tool_calls=()),
         ],
     )
     agent = create_agent(
@@ -354,8 +316,8 @@ def test_tool_strategy_with_tools_falls_back_to_anthropic(
     emu.script(
         "claude-x",
         [
-            anthropic_tool_use("get_weather", {"city": "Quito"}),
-            anthropic_tool_use("Weather", {"city": "Quito", "forecast": "sunny"}, "toolu_2"),
+            Success(tool_calls=(ToolCall("get_weather", {"city": "Quito"}),)),
+            Success(tool_calls=(ToolCall("Weather", {"city": "Quito", "forecast": "sunny"}),)),
         ],
     )
     agent = create_agent(
@@ -373,7 +335,7 @@ def test_tool_strategy_with_tools_falls_back_to_anthropic(
 
 def test_structured_output_errors_pass_through_unchanged(provider_emulator: ProviderEmulator, clock: FakeClock) -> None:
     emu = provider_emulator
-    emu.set_default("gpt-x", Success("not json at all"))
+    emu.set_default("gpt-x", Success(json.dumps({"city": 5})))  # JSON, but not a Weather
     events: list[ResilienceEvent] = []
     agent = create_agent(
         openai(emu), response_format=ProviderStrategy(Weather), middleware=[middleware(clock, events=events)]
