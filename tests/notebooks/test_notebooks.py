@@ -24,7 +24,13 @@ pytest.importorskip("matplotlib")
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = ROOT / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-EXPECTED = ["01_quickstart.ipynb", "02_breaker_and_fallback.ipynb", "03_litellm.ipynb", "04_tuning.ipynb"]
+EXPECTED = [
+    "01_quickstart.ipynb",
+    "02_breaker_and_fallback.ipynb",
+    "03_litellm.ipynb",
+    "04_tuning.ipynb",
+    "05_agents.ipynb",
+]
 KERNEL_NAME = "ailib-resilience-notebooks"
 CELL_TIMEOUT = 120  # seconds; importing LiteLLM alone takes ~10 s on a busy machine
 BUDGET = 60  # seconds per notebook: they take 15-30 s; this catches a runaway wait, not a slow machine
@@ -54,7 +60,7 @@ def kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return KERNEL_NAME
 
 
-def test_the_four_notebooks_are_there() -> None:
+def test_the_notebooks_are_there() -> None:
     assert [path.name for path in NOTEBOOKS] == EXPECTED
 
 
