@@ -28,6 +28,7 @@ from langchain_openai import ChatOpenAI
 from pydantic import BaseModel
 
 from langchain_ailib_resilience import (
+    BackpressureConfig,
     CircuitBreakerConfig,
     FakeClock,
     InvalidRequestError,
@@ -365,3 +366,55 @@ def test_the_users_model_is_not_changed(provider_emulator: ProviderEmulator, clo
     agent = create_agent(primary, middleware=[middleware(clock)])
     assert isinstance(ask(agent, "hi", use_async=False)["messages"][-1], AIMessage)
     assert primary.max_retries is None
+
+
+# --- model strings, concurrency and cancellation ---------------------------------------------------------------
+
+
+def test_fallbacks_as_langchain_model_strings(
+    provider_emulator: ProviderEmulator, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = provider_emulator
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", emu.anthropic_base)
+    emu.set_default("gpt-x", Fault.overloaded())
+    emu.set_default("claude-x", Success("from claude"))
+    mw = ResilienceMiddleware(CONFIG, fallbacks=["anthropic:claude-x"], clock=clock)
+    agent = create_agent(openai(emu), middleware=[mw])
+    assert ask(agent, "hi", use_async=False)["messages"][-1].content == "from claude"
+    assert emu.count("gpt-x") == 3 and emu.count("claude-x") == 1
+    assert mw.targets_for(openai(emu))[1].startswith("anthropic/claude-x")
+
+
+async def test_concurrent_agents_share_the_in_flight_limit(provider_emulator: ProviderEmulator) -> None:
+    emu = provider_emulator
+    emu.set_default("gpt-x", Success("ok", latency=0.05))
+    config = ResilientConfig(backpressure=BackpressureConfig(max_inflight=2, max_wait=10.0))
+    mw = ResilienceMiddleware(config)
+    agent = create_agent(openai(emu), middleware=[mw])
+    results = await asyncio.gather(*(agent.ainvoke({"messages": [("user", f"q{i}")]}) for i in range(6)))
+    assert [r["messages"][-1].content for r in results] == ["ok"] * 6
+    assert emu.peak_in_flight("gpt-x") == 2
+    [target] = mw.targets_for(openai(emu))
+    assert mw.executor.signals_snapshot(target).current_inflight == 0
+
+
+async def test_cancelling_an_agent_run_gives_the_permit_back(provider_emulator: ProviderEmulator) -> None:
+    emu = provider_emulator
+    emu.set_default("gpt-x", Fault.hang(5.0))
+    mw = ResilienceMiddleware(ResilientConfig())
+    agent = create_agent(openai(emu), middleware=[mw])
+    task = asyncio.create_task(agent.ainvoke({"messages": [("user", "hi")]}))
+    for _ in range(200):  # until the request is being answered
+        if emu.in_flight("gpt-x"):
+            break
+        await asyncio.sleep(0.01)
+    [target] = mw.targets_for(openai(emu))
+    assert mw.executor.signals_snapshot(target).current_inflight == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    snapshot = mw.executor.signals_snapshot(target)
+    assert snapshot.current_inflight == 0
+    assert snapshot.consecutive_failures == 0  # a cancellation says nothing about the provider
+    assert emu.count("gpt-x") == 1  # and is never retried
