@@ -119,6 +119,10 @@ class CircuitBreakerConfig(_Frozen):
     ``failure_rate_threshold``. After ``cooldown_seconds`` it turns half-open and admits at most
     ``half_open_max_calls`` concurrent probes; ``success_threshold`` successes close it, a failure reopens it with
     the cooldown multiplied by ``cooldown_multiplier`` (capped at ``max_cooldown_seconds``).
+
+    A spent quota (E2002) says nothing about the provider's health and never counts as a failure; with
+    ``quota_cooldown_seconds`` set it opens the circuit at once for that long (a spent budget or a daily quota
+    comes back in hours, not seconds), so traffic falls back instead of asking the spent account again.
     """
 
     enabled: bool = True
@@ -137,6 +141,7 @@ class CircuitBreakerConfig(_Frozen):
         le=LONGEST_WAIT,
         description="default: 300 s, or cooldown_seconds when that is longer",
     )
+    quota_cooldown_seconds: float | None = Field(None, gt=0.0, le=LONGEST_WAIT)
 
     @model_validator(mode="after")
     def _cooldown_cap(self) -> Self:

@@ -239,7 +239,9 @@ PER_DAY: Final = _rx(r"per[ _-]?day|perday|\bdaily\b|\bRPD\b|\bTPD\b|per[ _-]?mo
 
 QUOTA_WORDING: Final = _rx(
     r"\bquota\b|\bbilling\b|credit balance|insufficient (?:balance|credits?|funds|quota)|out of credits|"
-    r"payment required|spending limit|hard limit|budget (?:has been )?exceeded|exceeded your current quota"
+    r"payment required|spending limit|hard limit|budget (?:has been )?exceeded|exceeded your current quota|"
+    # Anthropic's spend cap: 400 "You have reached your specified API usage limits. You will regain access on ..."
+    r"(?:specified|api|monthly|workspace) usage limits?|regain access on"
 )
 """Words that say the account has run out, not that it is going too fast."""
 

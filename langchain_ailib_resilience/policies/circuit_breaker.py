@@ -72,6 +72,7 @@ class CircuitBreaker:
         minimum_calls: int = 10,
         cooldown_multiplier: float = 1.0,
         max_cooldown_seconds: float = 300.0,
+        quota_cooldown_seconds: float | None = None,
         clock: Clock | None = None,
         name: str = "circuit_breaker",
     ) -> None:
@@ -89,6 +90,7 @@ class CircuitBreaker:
             minimum_calls=minimum_calls,
             cooldown_multiplier=cooldown_multiplier,
             max_cooldown_seconds=max_cooldown_seconds,
+            quota_cooldown_seconds=quota_cooldown_seconds,
         )
         self.name = name
         self._clock = clock or SYSTEM_CLOCK
@@ -209,7 +211,13 @@ class CircuitBreaker:
         self._record(permit, failed=False)
 
     def record_failure(self, permit: BreakerPermit, code: StandardErrorCode | None = None) -> None:
-        """The call failed with ``code``; only provider-indicting codes count (``None`` counts as a failure)."""
+        """The call failed with ``code``; only provider-indicting codes count (``None`` counts as a failure).
+
+        A spent quota (E2002) opens the circuit for ``quota_cooldown_seconds`` when that is set.
+        """
+        if code is StandardErrorCode.QUOTA_EXHAUSTED and self.config.quota_cooldown_seconds is not None:
+            self._hold_open(permit, self.config.quota_cooldown_seconds)
+            return
         if code is not None and not code.indicts_provider:
             self.release(permit)
             return
@@ -251,6 +259,26 @@ class CircuitBreaker:
                         self._consecutive_failures = 0
                     if self._window_record(failed):
                         self._open(changes, from_probe=False)
+        if changes:
+            self._notify(changes)
+
+    def _hold_open(self, permit: BreakerPermit, seconds: float) -> None:
+        """Open (or keep open) for at least ``seconds`` from now, whatever the state and the permit's age: a spent
+        quota is a fact about the account, not a sample of the provider's health."""
+        if self._disabled:
+            self.release(permit)
+            return
+        changes: list[tuple[CircuitState, CircuitState]] = []
+        with self._lock:
+            if permit.probe and permit.generation == self.generation and self._probes_in_flight > 0:
+                self._probes_in_flight -= 1
+            now = self._clock.now()
+            if self._state is CircuitState.OPEN:
+                if not self._forced_open and self._opened_at + self._cooldown < now + seconds:
+                    self._opened_at, self._cooldown = now, seconds
+            else:
+                self._cooldown = seconds
+                self._transition(CircuitState.OPEN, changes)
         if changes:
             self._notify(changes)
 
