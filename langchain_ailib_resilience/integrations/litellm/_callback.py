@@ -53,6 +53,7 @@ from ...policies.circuit_breaker import BreakerPermit, CircuitState
 from ...preflight import PreflightChecker, Ticket
 from ...registry import DEFAULT_REGISTRY, Registry, TargetState
 from ...signals import SignalsSnapshot
+from . import _proxy
 from ._common import (
     canonical_model,
     coerce_config,
@@ -80,6 +81,9 @@ _SYNC_CALL_TYPES = frozenset(
 )
 
 _instances = itertools.count(1)
+
+# Hooks the proxy server runs only when defined on the callback's own class (see __init_subclass__).
+_PROXY_HOOKS = ("async_post_call_failure_hook", "async_post_call_response_headers_hook")
 
 
 class _Held:
@@ -231,6 +235,14 @@ class ResilienceCallback(CustomLogger):
 
     def __repr__(self) -> str:
         return f"ResilienceCallback(instance_id={self.instance_id!r}, targets={list(self._targets)!r})"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The proxy runs some hooks only when the callback's own class defines them (it checks the class's
+        # __dict__, not its MRO): a subclass keeps them by having them copied in.
+        super().__init_subclass__(**kwargs)
+        for name in _PROXY_HOOKS:
+            if name not in cls.__dict__:
+                setattr(cls, name, getattr(ResilienceCallback, name))
 
     # --- registration -------------------------------------------------------------------------------------
 
@@ -455,6 +467,42 @@ class ResilienceCallback(CustomLogger):
         else:
             state.breaker.record_failure(permit, code)
         self._remember(target, group)
+
+    # --- the LiteLLM proxy server -------------------------------------------------------------------------
+
+    async def async_post_call_failure_hook(
+        self,
+        request_data: dict[str, Any],
+        original_exception: Exception,
+        user_api_key_dict: Any,
+        traceback_str: str | None = None,
+    ) -> Any:
+        """Proxy only: our gate's refusal goes to the client as 429/503 with Retry-After, not as a 500."""
+        error = _proxy.local_rejection(original_exception)
+        return _proxy.http_exception(error) if error is not None else None
+
+    async def async_post_call_response_headers_hook(
+        self,
+        data: dict[str, Any],
+        user_api_key_dict: Any,
+        response: Any,
+        request_headers: dict[str, str] | None = None,
+        litellm_call_info: dict[str, Any] | None = None,
+    ) -> dict[str, str] | None:
+        """Proxy only: the circuit state and what is left of the rate and in-flight limits, as headers.
+
+        They describe the deployment that served (or refused) the call, else the worst deployment of the
+        requested model group this callback has seen.
+        """
+        deployment = _proxy.deployment_of(data, litellm_call_info)
+        names: list[str] = []
+        if deployment is not None:
+            names = [name for name in self._targets if split_target(name)[2] == deployment]
+        if not names:
+            group = _proxy.model_group_of(data)
+            names = list(self._groups.get(group, {})) if group is not None else []
+        signals = [state.signals() for state in map(self.registry.peek, names) if state is not None]
+        return _proxy.state_headers(signals) or None
 
     # --- signals ------------------------------------------------------------------------------------------
 
