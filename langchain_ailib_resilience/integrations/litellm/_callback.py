@@ -28,6 +28,10 @@ How LiteLLM's hooks are used (checked against litellm 1.110; see ``tests/litellm
   which LiteLLM copies onto the exception the Router sees.
 - LiteLLM de-duplicates loggers by class name plus public primitive attributes, so every instance carries a
   unique ``instance_id``: two callbacks with different configurations both receive every event.
+- Under the LiteLLM proxy server (``litellm_settings.callbacks``) the gate is the same Router hook; the proxy
+  only hooks (``async_post_call_failure_hook``, ``async_post_call_response_headers_hook``, see ``_proxy``) turn
+  a refusal into a 429/503 with Retry-After and add state headers. The gate is deliberately not in the proxy's
+  ``async_pre_call_hook``: that runs before routing, when no deployment is chosen and fallbacks are unknown.
 """
 
 from __future__ import annotations
