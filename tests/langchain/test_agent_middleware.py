@@ -22,6 +22,7 @@ from langchain.agents.middleware import (
 from langchain.agents.structured_output import ProviderStrategy, StructuredOutputValidationError, ToolStrategy
 from langchain_anthropic import ChatAnthropic
 from langchain_core import exceptions as lc
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, ToolMessage
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
@@ -418,3 +419,38 @@ async def test_cancelling_an_agent_run_gives_the_permit_back(provider_emulator: 
     assert snapshot.current_inflight == 0
     assert snapshot.consecutive_failures == 0  # a cancellation says nothing about the provider
     assert emu.count("gpt-x") == 1  # and is never retried
+
+
+# --- events as LangChain custom events ---------------------------------------------------------------------------
+
+
+class _CustomEvents(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:
+        self.names.append(name)
+
+
+def test_events_reach_callbacks_as_custom_events(provider_emulator: ProviderEmulator, clock: FakeClock) -> None:
+    emu = provider_emulator
+    emu.script("gpt-x", [Fault.rate_limit(retry_after=1.0)])
+    emu.set_default("gpt-x", Success("ok"))
+    handler = _CustomEvents()
+    agent = create_agent(openai(emu), middleware=[middleware(clock)])
+    agent.invoke({"messages": [("user", "hi")]}, config={"callbacks": [handler]})
+    assert handler.names == ["resilience.retry"]
+
+
+async def test_events_show_in_astream_events(provider_emulator: ProviderEmulator, clock: FakeClock) -> None:
+    emu = provider_emulator
+    emu.set_default("gpt-x", Fault.overloaded())
+    emu.set_default("claude-x", Success("from claude"))
+    agent = create_agent(openai(emu), middleware=[middleware(clock, anthropic(emu))])
+    names = [
+        event["name"]
+        async for event in agent.astream_events({"messages": [("user", "hi")]}, version="v2")
+        if event["event"] == "on_custom_event"
+    ]
+    assert names.count("resilience.retry") == 2
+    assert "resilience.fallback" in names and "resilience.state_change" in names

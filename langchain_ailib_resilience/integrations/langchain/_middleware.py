@@ -10,24 +10,32 @@ model=fallback))``: each target gets the same tools and structured-output strate
 The targets are named and built as ``ResilientChatModel`` names and builds them (``_targets``): the same target
 name means the same breaker, limiter and in-flight permits whichever entry point calls it, and each model is a
 copy with its SDK's own retries off, so one attempt of ours is one HTTP request.
+
+Every executor event (retry, give_up, fallback, rejected, state_change...) is also dispatched as a LangChain custom
+event named ``resilience.<kind>`` on the model node's run, as ``ResilientChatModel`` does on its own run, so
+``astream_events`` and callback handlers see why a call took the time it did.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
 
 from langchain.agents.middleware.types import AgentMiddleware, AgentState, ModelRequest, ModelResponse
 from langchain.agents.structured_output import StructuredOutputError
+from langchain_core.callbacks.manager import adispatch_custom_event, dispatch_custom_event
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langgraph.errors import GraphBubbleUp
 
 from ...clock import Clock
 from ...config import ResilientConfig
+from ...events import ResilienceEvent
 from ...executor import AttemptContext, Candidate, ResilientExecutor
 from ...registry import Registry
+from ._events import EVENT_PREFIX
 from ._targets import TargetSpec, build_model, describe, parse_targets
 
 # Raised inside the handler but not a model-call failure: LangGraph's interrupts and control flow, and
@@ -46,6 +54,30 @@ class _Escape(BaseException):
     def __init__(self, error: BaseException) -> None:
         super().__init__()
         self.error = error
+
+
+def _dispatch(event: ResilienceEvent) -> None:
+    """Sync listener: the event as a custom event on the current run (none outside a run: then dropped)."""
+    with contextlib.suppress(RuntimeError):  # no parent run to attach it to (called outside an agent)
+        dispatch_custom_event(EVENT_PREFIX + event.kind, event.as_dict())
+
+
+class _Queue:
+    """Async twin: the executor's listeners are sync, so events wait here for the next ``flush()``."""
+
+    __slots__ = ("pending",)
+
+    def __init__(self) -> None:
+        self.pending: list[ResilienceEvent] = []
+
+    def __call__(self, event: ResilienceEvent) -> None:
+        self.pending.append(event)
+
+    async def flush(self) -> None:
+        while self.pending:
+            event = self.pending.pop(0)
+            with contextlib.suppress(RuntimeError):
+                await adispatch_custom_event(EVENT_PREFIX + event.kind, event.as_dict())
 
 
 class _Chain:
@@ -173,7 +205,7 @@ class ResilienceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
         escaped: BaseException
         try:
-            return cast("ModelResponse[Any]", self._executor.run_sync(self._candidates(chain, attempt)))
+            return cast("ModelResponse[Any]", self._executor.run_sync(self._candidates(chain, attempt), (_dispatch,)))
         except _Escape as carrier:
             escaped = carrier.error
         raise escaped
@@ -183,7 +215,11 @@ class ResilienceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
     ) -> ModelResponse[Any] | AIMessage:
         chain = self._chain(request.model)
 
+        events = _Queue()
+
         async def attempt(ctx: AttemptContext) -> ModelResponse[Any]:
+            if events.pending:
+                await events.flush()
             try:
                 return await handler(request.override(model=chain.model(ctx.index)))
             except _NOT_OURS as exc:
@@ -191,7 +227,10 @@ class ResilienceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
         escaped: BaseException
         try:
-            return cast("ModelResponse[Any]", await self._executor.run(self._candidates(chain, attempt)))
+            return cast("ModelResponse[Any]", await self._executor.run(self._candidates(chain, attempt), (events,)))
         except _Escape as carrier:
             escaped = carrier.error
+        finally:
+            if events.pending:
+                await events.flush()
         raise escaped
