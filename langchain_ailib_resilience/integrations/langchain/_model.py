@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, SkipV
 
 from ...clock import Clock
 from ...config import ResilientConfig, RetryConfig
+from ...errors.redact import redact
 from ...executor import ResilientExecutor
 from ...registry import Registry
 from ...signals import SignalsSnapshot
@@ -152,6 +153,14 @@ class ResilientChatModel(BaseChatModel):
     @property
     def _llm_type(self) -> str:
         return "resilient-chat-model"
+
+    # A wrapped model's repr shows its base URL as given (``ChatOpenAI(openai_api_base='http://u:key@...')``):
+    # ours passes it through redact, like every message we produce.
+    def __repr__(self) -> str:
+        return redact(super().__repr__())
+
+    def __str__(self) -> str:
+        return redact(super().__str__())
 
     @property
     def _identifying_params(self) -> dict[str, Any]:
