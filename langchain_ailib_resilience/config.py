@@ -176,8 +176,9 @@ class ResilientConfig(_Frozen):
 
     ``attempt_timeout`` bounds one attempt; ``total_timeout`` bounds the whole call, retries and fallbacks
     included (no sleep is started that would overrun it). ``state_url`` (``redis://...``) shares limiter state
-    across processes. ``share_state=True`` makes every user of the same target in this process share one breaker
-    and limiter.
+    across processes. ``share_state=True`` (default) puts named targets in the process-wide registry scope, shared
+    by every user naming them; ``False`` gives each executor, model or callback a scope of its own (it cannot
+    be combined with ``resilient_(a)completion`` without ``registry=``: a scope per call would never remember).
     """
 
     # A rejected value is never echoed (pydantic's default): state_url may hold a password.

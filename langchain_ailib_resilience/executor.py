@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any, Generic, NamedTuple, TypeVar
 
 from .clock import SYSTEM_CLOCK, Clock
@@ -26,6 +26,9 @@ from .registry import DEFAULT_REGISTRY, Registry, TargetState
 from .signals import SignalsSnapshot
 
 T = TypeVar("T")
+
+UNNAMED = "default"
+"""The target of a call that names none: its state is private to the executor that runs it."""
 
 
 class AttemptContext:
@@ -211,8 +214,11 @@ class ResilientExecutor:
         result = executor.execute_sync(call_model_sync, prompt, target="openai/gpt-4o")
         result = await executor.execute_chain([("openai/gpt-4o", call_a), ("anthropic/claude", call_b)])
 
-    State (breaker, limiter, in-flight permits, retry budget) lives per target in ``registry`` (the process-wide
-    one by default), so every executor naming the same target shares it. ``clock`` drives every wait.
+    A named target's state (breaker, limiter, in-flight permits, retry budget) lives in ``registry`` (the
+    process-wide scope by default), shared by every user naming it there; its policy comes from this executor's
+    config and clock, and a user asking with a different one gets ``TargetPolicyConflictError``. Calls without a
+    target name (``target`` left at ``"default"``) and the names in ``private_targets`` use state private to this
+    executor. ``share_state=False`` in the config makes every target private to it. ``clock`` drives every wait.
     """
 
     def __init__(
@@ -222,11 +228,14 @@ class ResilientExecutor:
         registry: Registry | None = None,
         clock: Clock | None = None,
         listeners: Sequence[EventListener] = (),
+        private_targets: Iterable[str] = (),
     ) -> None:
         self.config = config if config is not None else ResilientConfig.from_env()
+        self._own = Registry()
         if registry is None:
-            registry = DEFAULT_REGISTRY if self.config.share_state else Registry()
+            registry = DEFAULT_REGISTRY if self.config.share_state else self._own
         self.registry = registry
+        self.private_targets = frozenset({UNNAMED, *private_targets})
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.preflight = PreflightChecker(self.config, registry=registry, clock=self.clock)
         self.listeners: tuple[EventListener, ...] = tuple(listeners)
@@ -239,10 +248,16 @@ class ResilientExecutor:
         """Receive every ``ResilienceEvent`` of every call through this executor."""
         self.listeners = (*self.listeners, listener)
 
+    def keep_private(self, targets: Iterable[str]) -> None:
+        """Give ``targets`` state private to this executor (names that identify no endpoint of their own)."""
+        self.private_targets = self.private_targets | frozenset(targets)
+
     def state(self, target: str) -> TargetState:
+        """``target``'s state: from this executor's own scope if private, else from ``registry``."""
         state = self._states.get(target)
-        if state is None:
-            state = self._states[target] = self.registry.get(target, self.config, self.clock)
+        if state is None or state.retired:
+            scope = self._own if target in self.private_targets else self.registry
+            state = self._states[target] = scope.get(target, self.config, self.clock)
         return state
 
     # --- async calls --------------------------------------------------------------------------------------
@@ -432,7 +447,7 @@ class ResilientExecutor:
         if primary not in self._states:
             self.state(primary)
             names.append(primary)
-        targets = {name: self._states[name].signals() for name in names}
+        targets = {name: self.state(name).signals() for name in names}  # (rebuilt if reset since)
         return SignalsSnapshot.from_targets(primary, targets, time.time())
 
 

@@ -3,12 +3,14 @@
 Falls back on errors whose code is fallbackable (rate limits, quota, overload, timeouts, auth) and on local
 rejections (open circuit, rate wait too long, in-flight full); stops at once on non-fallbackable ones (a bad
 request fails the same everywhere). When every target fails, the last normalised error is raised with the
-history of attempts in ``.attempts``. Each target keeps its own breaker and limiter.
+history of attempts in ``.attempts``. Each target keeps its own breaker and limiter, named as every other entry
+point names it (``"gpt-4o"`` is ``openai/gpt-4o``), so shared with them in the registry scope.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from .clock import Clock
@@ -16,24 +18,79 @@ from .config import ResilientConfig
 from .executor import AttemptContext, Candidate, ResilientExecutor, call_without_context
 from .registry import Registry
 from .signals import SignalsSnapshot
+from .targets import target_key
 
 T = TypeVar("T")
 
 
+_MAPPING_KEYS_FOR_NAME = ("api_base", "base_url", "deployment_id", "custom_llm_provider")
+
+
 def target_name(target: Any, index: int) -> str:
-    """A stable name for a target: its id string, a chat model's provider/model, or a callable's name."""
+    """The target name of a chain entry, as every other entry point names it.
+
+    A LiteLLM id is canonical (``"gpt-4o"`` → ``"openai/gpt-4o"``, ``@api_base`` when a mapping names one); a
+    ``(name, payload)`` pair and a mapping's ``"target"`` are the names given; a chat model is named by its
+    endpoint like ``ResilientChatModel`` names it; a plain callable by its ``__name__`` (``target<i>`` for a
+    lambda), which names no endpoint and so keeps state private to the chain.
+    """
     if isinstance(target, str):
         if not target.strip():
             raise ValueError(f"fallback target {index} is an empty string")
-        return target
+        return target_key(target.strip())
     if isinstance(target, tuple) and len(target) == 2 and isinstance(target[0], str):
         return target[0]
+    if isinstance(target, Mapping):
+        return _mapping_name(target, index)
+    if _is_chat_model(target):
+        from .integrations.langchain._targets import parse_targets
+
+        return parse_targets(target, (), shared_litellm_kwargs={})[0].name
     for attr in ("model_name", "model", "model_id"):
         value = getattr(target, attr, None)
         if isinstance(value, str) and value:
             return value
     name = getattr(target, "__name__", None)
     return name if isinstance(name, str) and name != "<lambda>" else f"target{index}"
+
+
+def _mapping_name(target: Mapping[str, Any], index: int) -> str:
+    explicit = target.get("target")
+    if explicit is not None:
+        if not isinstance(explicit, str) or not explicit.strip():
+            raise ValueError(f"fallback target {index}: 'target' must be a non-empty string, got {explicit!r}")
+        return explicit
+    model = target.get("model")
+    if isinstance(model, str) and model.strip():
+        custom = target.get("custom_llm_provider")
+        return target_key(
+            model.strip(),
+            api_base=target.get("api_base") or target.get("base_url"),
+            deployment_id=target.get("deployment_id"),
+            custom_llm_provider=custom if isinstance(custom, str) else None,
+        )
+    if _is_chat_model(model):
+        return target_name(model, index)
+    raise ValueError(
+        f"fallback target {index}: a mapping needs 'model' (a LiteLLM model id or a chat model), got {sorted(target)}"
+    )
+
+
+def _is_chat_model(value: Any) -> bool:
+    """A LangChain chat model, told without importing LangChain (it is loaded if one exists)."""
+    module = sys.modules.get("langchain_core.language_models")
+    return module is not None and isinstance(value, module.BaseChatModel)
+
+
+def _names_an_endpoint(target: Any) -> bool:
+    """Whether the entry's name is an endpoint's (shared in the registry scope) rather than private."""
+    if isinstance(target, str | tuple | Mapping):
+        return True
+    if _is_chat_model(target):
+        from .integrations.langchain._targets import parse_targets
+
+        return not parse_targets(target, (), shared_litellm_kwargs={})[0].private
+    return False
 
 
 class FallbackChain:
@@ -68,6 +125,9 @@ class FallbackChain:
         if executor is not None and config is not None:
             raise ValueError("pass either config= or executor=, not both")
         self.executor = executor or ResilientExecutor(config, registry=registry, clock=clock)
+        self.executor.keep_private(
+            name for name, target in zip(self.names, self.targets, strict=True) if not _names_an_endpoint(target)
+        )
 
     @property
     def config(self) -> ResilientConfig:

@@ -1,20 +1,29 @@
-"""Per-target state: one breaker, limiter, in-flight limit and retry budget per target (provider/model).
+"""Who owns a target's state: a registry scope (resilience4j's ``CircuitBreakerRegistry``, Polly's
+``ResiliencePipelineRegistry``).
 
-Every user of the same target in a process shares its state through the default registry, so a
-``ResilientChatModel``, a LiteLLM callback and ``resilient_acompletion`` naming ``"openai/gpt-4o"`` see one
-breaker. The first user's configuration builds a target's state; later users with different settings get the
-existing state and a warning once.
+A target's *policy* (breaker, rate limit, in-flight limit, retry budget, state store, clock) belongs to the
+registry scope the target lives in; a call's policy (retry, timeouts) belongs to the caller. Named targets
+(``"openai/gpt-4o@http://host/v1"``) are shared by every user in one scope, the process-wide
+``DEFAULT_REGISTRY`` unless a ``Registry()`` is passed, so a ``ResilientChatModel``, a LiteLLM callback and
+``resilient_acompletion`` naming one target see one breaker. Two users asking one scope for one target with
+different target policies get ``TargetPolicyConflictError`` naming the target and the fields: nothing is
+silently shared under the first user's settings. Unnamed calls (``ResilientExecutor.execute`` without
+``target=``, a ``FallbackChain`` of plain callables, a chat model instance that names no model) live in a
+scope private to their executor.
+
+``clear()`` (``reset_registry()``) retires every state it held: a user that cached one (an executor) builds it
+afresh on its next call.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-import warnings
 from dataclasses import dataclass
+from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
-from .config import ResilientConfig
+from .config import ConfigError, ResilientConfig
 from .policies.backpressure import Backpressure
 from .policies.circuit_breaker import CircuitBreaker
 from .policies.rate_limiter import RateLimiter
@@ -33,6 +42,9 @@ class TargetState:
     backpressure: Backpressure | None
     budget: RetryBudget | None
     state_backend: str = "local"
+    clock: Clock = SYSTEM_CLOCK
+    retired: bool = False
+    """Set when its registry is cleared: whoever cached this state must ask the registry again."""
     uses_store: bool = False
     """Limiter or breaker talk to a state store (``state_url``): async paths must await it, never call it."""
 
@@ -81,6 +93,7 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
         backpressure=backpressure,
         budget=RetryBudget(config.retry.budget, clock) if config.retry.budget is not None else None,
         state_backend=backend,
+        clock=clock,
         uses_store=bool(config.state_url) and (limiter is not None or hasattr(breaker, "arefresh")),
     )
 
@@ -93,15 +106,65 @@ def _build_breaker(target: str, config: ResilientConfig, clock: Clock) -> Circui
     return CircuitBreaker.from_config(config.circuit_breaker, clock=clock, name=target)
 
 
+class TargetPolicyConflictError(ConfigError):
+    """One registry scope was asked for one target under two different target policies."""
+
+    def __init__(self, target: str, differences: list[str]) -> None:
+        self.target = target
+        self.differences = differences
+        super().__init__(
+            f"target {target!r} already has resilience state in this registry with a different policy: "
+            f"{'; '.join(differences)}. One target has one breaker, limiter and in-flight limit per scope: use "
+            "the same settings, or keep them apart with registry=Registry() (or another target name)"
+        )
+
+
+# The parts of a ResilientConfig that are the target's, not the call's (retry counts and timeouts are the call's).
+POLICY_FIELDS = ("rate_limiter", "circuit_breaker", "backpressure", "state_url", "share_breaker_state")
+
+
+def policy_differences(a: ResilientConfig, clock_a: Clock, b: ResilientConfig, clock_b: Clock) -> list[str]:
+    """``"field: existing -> requested"`` for every target-policy field where ``a`` and ``b`` differ."""
+    out: list[str] = []
+    pairs: list[tuple[str, Any, Any]] = [(f, getattr(a, f), getattr(b, f)) for f in POLICY_FIELDS]
+    pairs.append(("retry.budget", a.retry.budget, b.retry.budget))
+    for name, old, new in pairs:
+        if old == new:
+            continue
+        if hasattr(old, "model_dump") and hasattr(new, "model_dump"):
+            o, n = old.model_dump(), new.model_dump()
+            out += [f"{name}.{k}: {o[k]!r} -> {n[k]!r}" for k in o if o[k] != n.get(k)]
+        elif name == "state_url":
+            out.append("state_url differs")  # never echo it: it may hold a password
+        else:
+            out.append(f"{name}: {old!r} -> {new!r}")
+    if clock_a is not clock_b:
+        out.append(f"clock: {_describe_clock(clock_a)} -> {_describe_clock(clock_b)}")
+    return out
+
+
+def _describe_clock(clock: Clock) -> str:
+    return f"{type(clock).__name__} at {id(clock):#x}"
+
+
 class Registry:
-    """Target name → ``TargetState``; thread-safe, created on first use."""
+    """A registry scope: target name → ``TargetState``, built on first use; thread-safe.
+
+    Example::
+
+        scope = Registry()                                  # apart from the process-wide scope
+        model = ResilientChatModel(config, model="openai/gpt-4o", registry=scope)
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._states: dict[str, TargetState] = {}
-        self._warned: set[str] = set()
 
     def get(self, target: str, config: ResilientConfig, clock: Clock = SYSTEM_CLOCK) -> TargetState:
+        """``target``'s state, built from ``config`` and ``clock`` on first use.
+
+        Raises ``TargetPolicyConflictError`` if it exists under a different target policy or clock.
+        """
         state = self._states.get(target)
         if state is None:
             with self._lock:
@@ -110,13 +173,10 @@ class Registry:
                     state = build_target_state(target, config, clock)
                     self._states[target] = state
                     return state
-        if state.config is not config and target not in self._warned and _policies_differ(state.config, config):
-            self._warned.add(target)
-            warnings.warn(
-                f"target {target!r} already has resilience state built from another configuration; sharing it "
-                "(pass share_state=False or a separate Registry to keep them apart)",
-                stacklevel=3,
-            )
+        if state.config is not config or state.clock is not clock:
+            differences = policy_differences(state.config, state.clock, config, clock)
+            if differences:
+                raise TargetPolicyConflictError(target, differences)
         return state
 
     def peek(self, target: str) -> TargetState | None:
@@ -126,18 +186,15 @@ class Registry:
         return list(self._states)
 
     def clear(self) -> None:
+        """Forget every target; states already handed out are retired, so their users rebuild them."""
         with self._lock:
+            for state in self._states.values():
+                state.retired = True
             self._states.clear()
-            self._warned.clear()
 
     def signals(self, target: str) -> TargetSignals | None:
         state = self._states.get(target)
         return state.signals() if state else None
-
-
-def _policies_differ(a: ResilientConfig, b: ResilientConfig) -> bool:
-    fields = ("rate_limiter", "circuit_breaker", "backpressure", "state_url")
-    return any(getattr(a, f) != getattr(b, f) for f in fields)
 
 
 DEFAULT_REGISTRY = Registry()
@@ -156,5 +213,5 @@ def signals_snapshot(target: str, *, registry: Registry | None = None):  # type:
 
 
 def reset_registry() -> None:
-    """Forget all shared per-target state (for tests and notebooks)."""
+    """Forget all shared per-target state (for tests and notebooks); every live user starts afresh."""
     DEFAULT_REGISTRY.clear()

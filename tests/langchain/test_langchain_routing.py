@@ -18,7 +18,6 @@ from langchain_ailib_resilience import (
     RateLimiter,
     ResilienceEvent,
     ResilientChatModel,
-    RetryConfig,
 )
 from langchain_ailib_resilience.integrations.langchain import ResilientRunnable
 
@@ -60,7 +59,8 @@ def test_fallback_chain_as_runnable_is_a_resilient_chat_model(clock: FakeClock) 
 async def test_fallback_chain_as_runnable_with_its_own_config(clock: FakeClock) -> None:
     primary = scripted(server_error(), server_error(), "third")
     chain = FallbackChain([primary], clock=clock)
-    runnable = chain.as_runnable(config=FAST.model_copy(update={"retry": RetryConfig(max_retries=0)}))
+    no_retries = FAST.retry.model_copy(update={"max_retries": 0})  # same target policy (budget), other call policy
+    runnable = chain.as_runnable(config=FAST.model_copy(update={"retry": no_retries}))
     with pytest.raises(FallbackableError):
         await runnable.ainvoke("hi")
     assert len(primary.calls) == 1

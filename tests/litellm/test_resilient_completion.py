@@ -26,6 +26,7 @@ from langchain_ailib_resilience import (
     FakeClock,
     OverloadedError,
     QuotaExhaustedError,
+    Registry,
     ResilienceCallback,
     ResilienceError,
     ResilientConfig,
@@ -302,3 +303,18 @@ def test_fallbacks_inherit_endpoint_arguments_only_from_the_same_provider() -> N
     assert "api_key" not in plans[2].kwargs and "api_base" not in plans[2].kwargs
     assert all(plan.kwargs["temperature"] == 0.2 for plan in plans)
     assert all(plan.kwargs["num_retries"] == 0 and plan.kwargs["max_retries"] == 0 for plan in plans)
+
+
+async def test_share_state_false_cannot_switch_the_breakers_memory_off(server: FixtureServer, clock: FakeClock) -> None:
+    server.default("rc-private", unavailable())
+    private = config(retries=0, threshold=2).model_copy(update={"share_state": False})
+    with pytest.raises(ConfigError, match="share_state=False.*registry=Registry"):
+        await resilient_acompletion(**kwargs_for(server, "rc-private"), config=private, clock=clock)
+    assert server.count("rc-private") == 0
+    scope = Registry()  # the way to keep state apart from the process: one scope, reused
+    for _ in range(2):
+        with pytest.raises(OverloadedError):
+            await resilient_acompletion(**kwargs_for(server, "rc-private"), config=private, clock=clock, registry=scope)
+    with pytest.raises(CircuitOpenError):
+        await resilient_acompletion(**kwargs_for(server, "rc-private"), config=private, clock=clock, registry=scope)
+    assert server.count("rc-private") == 2

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.language_models import BaseChatModel
@@ -28,10 +29,15 @@ def fallback_runnable(chain: FallbackChain, config: ResilientConfig | None = Non
     """
     executor = chain.executor
     if config is not None:
-        executor = ResilientExecutor(config, registry=executor.registry, clock=executor.clock)
+        executor = ResilientExecutor(
+            config, registry=executor.registry, clock=executor.clock, private_targets=executor.private_targets
+        )
     payloads = [target[1] if isinstance(target, tuple) else target for target in chain.targets]
-    if all(isinstance(p, BaseChatModel | str) for p in payloads):
-        entries = [{"model": p, "target": name} for name, p in zip(chain.names, payloads, strict=True)]
+    if all(isinstance(p, BaseChatModel | str | Mapping) for p in payloads):
+        entries = [
+            {**p, "target": name} if isinstance(p, Mapping) else {"model": p, "target": name}
+            for name, p in zip(chain.names, payloads, strict=True)
+        ]
         model = ResilientChatModel(
             model=entries[0],
             fallbacks=entries[1:],
@@ -42,6 +48,8 @@ def fallback_runnable(chain: FallbackChain, config: ResilientConfig | None = Non
         )
         if config is None and "max_retries" not in kwargs:
             model._executor = executor  # the chain's own executor: its listeners see these calls too
+        else:
+            model._executor.keep_private(executor.private_targets)
         return model
     if kwargs.keys() - {"name"}:
         raise TypeError(f"fallback_runnable: {sorted(kwargs.keys() - {'name'})} apply only to chat-model chains")

@@ -91,6 +91,7 @@ class _Chain:
             primary, middleware.fallbacks, shared_litellm_kwargs=middleware.litellm_kwargs
         )
         self._middleware = middleware
+        middleware.executor.keep_private(spec.name for spec in self.specs if spec.private)
         self._built: list[BaseChatModel | None] = [None] * len(self.specs)
         self._lock = threading.Lock()
 

@@ -146,6 +146,7 @@ class ResilientChatModel(BaseChatModel):
             self.model, self.fallbacks, shared_litellm_kwargs=self.litellm_kwargs, standard=standard
         )
         self._executor = ResilientExecutor(self.config, registry=self.registry, clock=self.clock)
+        self._executor.keep_private(spec.name for spec in self._specs if spec.private)
         return self
 
     # --- identity -------------------------------------------------------------------------------------------

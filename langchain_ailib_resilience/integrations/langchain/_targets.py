@@ -47,6 +47,8 @@ class TargetSpec:
     model_name: str | None
     source: BaseChatModel | str
     litellm_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    private: bool = False
+    """The name identifies no endpoint (a chat model instance naming no model): state private to the wrapper."""
 
 
 def describe(value: object) -> str:
@@ -75,7 +77,9 @@ def parse_targets(
         count = seen.get(spec.name, 0) + 1
         seen[spec.name] = count
         if count > 1:
-            spec = TargetSpec(f"{spec.name}#{count}", spec.provider, spec.model_name, spec.source, spec.litellm_kwargs)
+            spec = TargetSpec(
+                f"{spec.name}#{count}", spec.provider, spec.model_name, spec.source, spec.litellm_kwargs, spec.private
+            )
         specs.append(spec)
     return tuple(specs)
 
@@ -105,7 +109,10 @@ def _parse_one(entry: Any, where: str, shared: Mapping[str, Any], standard: Mapp
     if isinstance(entry, BaseChatModel):
         provider, model_name = _instance_identity(entry)
         name = explicit_name or instance_target(entry, provider, model_name)
-        return TargetSpec(name, provider, model_name, entry)
+        # An instance that names no model (a test double) names no endpoint either: two such instances of one
+        # class are different things, so each wrapper keeps its own state for it rather than sharing by class.
+        private = explicit_name is None and model_name is None
+        return TargetSpec(name, provider, model_name, entry, private=private)
     if isinstance(entry, str):
         model_id = entry.strip()
         if not model_id or any(ch.isspace() for ch in model_id):

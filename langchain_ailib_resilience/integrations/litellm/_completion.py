@@ -19,7 +19,7 @@ from types import TracebackType
 from typing import Any
 
 from ...clock import Clock
-from ...config import ResilientConfig
+from ...config import ConfigError, ResilientConfig
 from ...events import EventListener
 from ...executor import AttemptContext, Candidate, ResilientExecutor
 from ...registry import Registry
@@ -142,7 +142,14 @@ def _executor(
     clock: Clock | None,
     listeners: Sequence[EventListener],
 ) -> ResilientExecutor:
-    return ResilientExecutor(coerce_config(config), registry=registry, clock=clock, listeners=listeners)
+    resolved = coerce_config(config)
+    if registry is None and not resolved.share_state:
+        # A private scope per call would be a breaker that forgets every failure as soon as the call ends.
+        raise ConfigError(
+            "share_state=False gives resilient_(a)completion a new, empty breaker and limiter on every call, so "
+            "its circuit could never open: keep one scope and pass it on each call instead (registry=Registry())"
+        )
+    return ResilientExecutor(resolved, registry=registry, clock=clock, listeners=listeners)
 
 
 # --- streams ----------------------------------------------------------------------------------------------
