@@ -35,8 +35,9 @@ from ...signals import SignalsSnapshot
 from . import _calls as calls
 from . import _llm_run as llm_run
 from ._calls import Route
+from ._partners import needs_strict_tools
 from ._runnable import ResilientRunnable
-from ._targets import TargetSpec, build_model, describe, parse_targets
+from ._targets import TargetSpec, build_model, combined_profile, describe, parse_targets
 
 ModelSpec = BaseChatModel | str | Mapping[str, Any]
 """A chat model, a LiteLLM model id, or ``{"model": either, "target": "name", **chat_litellm_kwargs}``."""
@@ -147,6 +148,8 @@ class ResilientChatModel(BaseChatModel):
         )
         self._executor = ResilientExecutor(self.config, registry=self.registry, clock=self.clock)
         self._executor.keep_private(spec.name for spec in self._specs if spec.private)
+        if self.profile is None:  # resolved before the targets were parsed: again, with them
+            self.profile = self._resolve_model_profile()
         return self
 
     # --- identity -------------------------------------------------------------------------------------------
@@ -196,10 +199,23 @@ class ResilientChatModel(BaseChatModel):
             params["ls_stop"] = stop
         return params
 
+    @property
+    def model_name(self) -> str:
+        """The primary's model name (``"gpt-4o"``): what LangChain's agent reads to guess capabilities.
+
+        ``create_agent`` falls back to ``model_name``, then ``model``, when a model has no profile; without this
+        it would read our ``model`` field (a chat model or a mapping) and crash calling ``.lower()`` on it.
+        """
+        primary = self._specs[0] if self._specs else None
+        return (primary.model_name or primary.name) if primary is not None else ""
+
     def _resolve_model_profile(self) -> ModelProfile | None:
-        """The primary's capabilities (tool calling, structured output...), when it is a chat model instance."""
-        primary = self.model.get("model") if isinstance(self.model, Mapping) else self.model
-        return primary.profile if isinstance(primary, BaseChatModel) else None
+        """What every target can do: a capability is claimed only if all targets claim it (``combined_profile``).
+
+        A fallback chain is only as capable as its least capable target: ``create_agent`` picks its structured
+        output strategy from this, and a fallback that cannot do what the primary promised would fail there.
+        """
+        return combined_profile([spec.source for spec in self._specs]) if self._specs else None
 
     def signals_snapshot(self) -> SignalsSnapshot:
         """The primary's ``circuit_state``, ``current_inflight``, ``rate_remaining``, and an entry per target."""
@@ -268,6 +284,14 @@ class ResilientChatModel(BaseChatModel):
         extra = dict(options or {})
         if tool_choice is not None:
             extra["tool_choice"] = tool_choice
+        if "response_format" in extra and "strict" not in extra and needs_strict_tools(model):
+            # create_agent's ProviderStrategy binds tools with response_format, and sets strict=True itself only
+            # when the agent's model is an OpenAI one; langchain-openai refuses non-strict tools beside it.
+            extra["strict"] = True
+        if extra.get("strict"):
+            # Bare function schemas: a tool already in OpenAI's {"type": "function"} shape keeps its (non-strict)
+            # schema through the target's convert_to_openai_tool, which then ignores strict=True.
+            tools = [_function_schema(tool) for tool in tools]
         try:
             bound = model.bind_tools(tools, **extra)
         except NotImplementedError as exc:
@@ -460,6 +484,12 @@ class ResilientChatModel(BaseChatModel):
                 Route(route.target, structured, route.provider, route.model, takes_timeout=route.takes_timeout)
             )
         return ResilientRunnable(routes, self._executor, name=f"{self.get_name()}.with_structured_output")
+
+
+def _function_schema(tool: Any) -> Any:
+    if isinstance(tool, Mapping) and tool.get("type") == "function" and isinstance(tool.get("function"), Mapping):
+        return dict(tool["function"])
+    return tool
 
 
 def _merge_callbacks(given: Any, own: Any) -> Any:

@@ -25,7 +25,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-__all__ = ["endpoint_of", "loop_safe_http_client", "without_own_retries"]
+__all__ = ["endpoint_of", "loop_safe_http_client", "needs_strict_tools", "without_own_retries"]
 
 # Fields that hold SDK clients built at construction: never passed to a rebuild.
 _BUILT_CLIENTS = frozenset({"client", "async_client", "root_client", "root_async_client"})
@@ -98,6 +98,13 @@ def _rebuilt(model: BaseChatModel) -> BaseChatModel:
             stacklevel=4,
         )
         return model.model_copy(update={"max_retries": 0})
+
+
+def needs_strict_tools(model: BaseChatModel) -> bool:
+    """Whether ``model`` (a langchain-openai Chat Completions model) needs ``strict=True`` tools beside a
+    ``response_format``, as ``create_agent`` arranges for OpenAI models it sees directly."""
+    is_openai = any(cls.__name__ == "BaseChatOpenAI" for cls in type(model).__mro__)
+    return is_openai and not getattr(model, "use_responses_api", False)
 
 
 def endpoint_of(model: BaseChatModel) -> str | None:

@@ -51,6 +51,28 @@ class TargetSpec:
     """The name identifies no endpoint (a chat model instance naming no model): state private to the wrapper."""
 
 
+def combined_profile(sources: Sequence[BaseChatModel | str]) -> Any:
+    """The capabilities all targets share: a key only if every target's profile has it, flags AND-ed, limits
+    the smallest; ``None`` when a target's profile is unknown (a LiteLLM id) or nothing is shared."""
+    profiles = [source.profile if isinstance(source, BaseChatModel) else None for source in sources]
+    if not profiles or any(not profile for profile in profiles):
+        return None
+    combined: dict[str, Any] = {}
+    first = profiles[0]
+    assert first is not None
+    for key, value in first.items():
+        values = [profile.get(key) for profile in profiles if profile is not None and key in profile]
+        if len(values) != len(profiles):
+            continue
+        if all(isinstance(v, bool) for v in values):
+            combined[key] = all(values)
+        elif all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+            combined[key] = min(v for v in values if isinstance(v, int))
+        elif all(v == value for v in values):
+            combined[key] = value
+    return combined or None
+
+
 def describe(value: object) -> str:
     return f"{type(value).__module__}.{type(value).__qualname__}"
 

@@ -41,8 +41,9 @@ class Success:
     number of chunks.
 
     ``tool_calls`` (``ToolCall("get_weather", {"city": "Paris"})``) answers with exactly those tool calls
-    (``()``: never a tool call). Left ``None``, a request that offers tools or asks for a JSON schema gets a
-    tool call or JSON generated from its schema, as a model would (see ``_tools``).
+    (``()``: never a tool call). Left ``None`` with the default text, a request that offers tools or asks for a
+    JSON schema gets a tool call or JSON generated from its schema, as a model would; a scripted text is sent
+    as written unless the request forces a tool (see ``_tools``).
     """
 
     text: str = DEFAULT_TEXT

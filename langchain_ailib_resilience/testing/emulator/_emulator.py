@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from ._behaviours import (
+    DEFAULT_TEXT,
     Behaviour,
     Fault,
     RequestRecord,
@@ -411,7 +412,10 @@ class ProviderEmulator:
     def _succeed(
         self, handler: EmulatorHandler, route: Route, ok: Success, headers: dict[str, str], request_id: str
     ) -> None:
-        planned = plan_success(route.provider, route.body, "".join(ok.pieces()), ok.tool_calls, request_id)
+        scripted_text = ok.text != DEFAULT_TEXT or ok.chunks is not None
+        planned = plan_success(
+            route.provider, route.body, "".join(ok.pieces()), ok.tool_calls, request_id, scripted_text=scripted_text
+        )
         pieces = ok.pieces() if planned.text == "".join(ok.pieces()) else split_text(planned.text)
         if not planned.text:
             pieces = [""]

@@ -2,6 +2,8 @@
 
 The emulator answers the way the real APIs do, so tool calling and structured output are tested end to end:
 
+- A ``Success`` whose text the script chose is sent as written (tools are still called when the request forces
+  one); what follows is for the default ``Success()``.
 - **Tools** (OpenAI ``tools``/``tool_choice``, Anthropic ``tools``/``tool_choice``): a ``Success`` with
   ``tool_calls`` calls exactly those. Otherwise a tool is called when the request forces one (``"required"``,
   a named function, Anthropic ``any``/``tool``), or when tools are offered, the choice is automatic and the
@@ -40,16 +42,26 @@ def plan_success(
     text: str,
     tool_calls: Sequence[ToolCall] | None,
     request_id: str,
+    *,
+    scripted_text: bool = False,
 ) -> Planned:
-    """The text and tool calls of a success for ``body`` (``tool_calls`` given: exactly those)."""
+    """The text and tool calls of a success for ``body`` (``tool_calls`` given: exactly those).
+
+    ``scripted_text``: the script chose the words, so they are sent as they are (a tool is still called when the
+    request forces one, as the real APIs always do).
+    """
     if tool_calls is not None:
         return Planned("" if tool_calls else text, _with_ids(provider, tool_calls, request_id))
     if provider in ("openai", "anthropic"):
         chosen = _chosen_tool(provider, body)
+        if chosen is not None and scripted_text and not _forced(provider, body):
+            chosen = None
         if chosen is not None:
             name, schema = chosen
             arguments = example_for(schema, _numbers(provider, body), _defs(schema))
             return Planned("", _with_ids(provider, [ToolCall(name, arguments)], request_id))
+    if scripted_text:
+        return Planned(text, ())
     if provider == "openai":
         text = _structured_text(body.get("response_format"), text, _numbers(provider, body))
     elif provider == "anthropic":
@@ -93,7 +105,7 @@ def _chosen_tool(provider: ProviderFormat, body: Mapping[str, Any]) -> tuple[str
     if not tools:
         return None
     choice = body.get("tool_choice")
-    first = next(iter(tools.items()))
+    first = _next_tool(provider, body, tools)
     if provider == "openai":
         if choice == "none":
             return None
@@ -112,6 +124,44 @@ def _chosen_tool(provider: ProviderFormat, body: Mapping[str, Any]) -> tuple[str
         if kind == "any":
             return first
     return None if _ends_with_tool_result(provider, body) else first
+
+
+def _forced(provider: ProviderFormat, body: Mapping[str, Any]) -> bool:
+    choice = body.get("tool_choice")
+    if provider == "openai":
+        return choice == "required" or isinstance(choice, Mapping)
+    return isinstance(choice, Mapping) and choice.get("type") in ("any", "tool")
+
+
+def _next_tool(
+    provider: ProviderFormat, body: Mapping[str, Any], tools: dict[str, Mapping[str, Any]]
+) -> tuple[str, Mapping[str, Any]]:
+    """The first tool, or after a tool result the first one not called yet (else the last): a forced choice in an
+    agent loop (``create_agent`` forces ``any`` beside its structured-output tool) then moves on, as a model
+    would, instead of calling the same tool for ever."""
+    items = list(tools.items())
+    if not _ends_with_tool_result(provider, body):
+        return items[0]
+    called = _called_tools(provider, body)
+    return next((item for item in items if item[0] not in called), items[-1])
+
+
+def _called_tools(provider: ProviderFormat, body: Mapping[str, Any]) -> set[str]:
+    names: set[str] = set()
+    for message in body.get("messages") or ():
+        if not isinstance(message, Mapping) or message.get("role") != "assistant":
+            continue
+        if provider == "openai":
+            for call in message.get("tool_calls") or ():
+                if isinstance(call, Mapping) and isinstance(call.get("function"), Mapping):
+                    names.add(str(call["function"].get("name")))
+        elif isinstance(message.get("content"), list):
+            names.update(
+                str(block.get("name"))
+                for block in message["content"]
+                if isinstance(block, Mapping) and block.get("type") == "tool_use"
+            )
+    return names
 
 
 def _ends_with_tool_result(provider: ProviderFormat, body: Mapping[str, Any]) -> bool:
@@ -135,9 +185,9 @@ def _last_user_text(provider: ProviderFormat, body: Mapping[str, Any]) -> str:
         if isinstance(content, str):
             return content
         if isinstance(content, list):
-            return " ".join(
-                str(block.get("text", "")) for block in content if isinstance(block, Mapping) and "text" in block
-            )
+            texts = [str(block["text"]) for block in content if isinstance(block, Mapping) and "text" in block]
+            if texts:  # an Anthropic user turn holding only tool results is not what the user asked
+                return " ".join(texts)
     return ""
 
 
