@@ -16,10 +16,9 @@ from langchain_core.rate_limiters import BaseRateLimiter
 
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors.exceptions import RateLimitExceededError
+from ._bucket import EPSILON as _EPSILON
+from ._bucket import apply_bucket
 from ._waiter import Waiter
-
-# Refill arithmetic in floats can leave a head waiter a few ulps short forever; treat that as enough.
-_EPSILON = 1e-9
 
 
 class RateLimiter(BaseRateLimiter):
@@ -86,21 +85,19 @@ class RateLimiter(BaseRateLimiter):
     # --- state (call with the lock held) ------------------------------------------------------------------
 
     def _refill(self, now: float) -> None:
-        elapsed = now - self._stamp
-        if elapsed > 0:
-            self._tokens = min(self.burst, self._tokens + elapsed * self.rate)
-            self._stamp = now
+        _, self._tokens, self._stamp = apply_bucket(self._tokens, self._stamp, now, 0.0, self.rate, self.burst)
 
-    def _take(self, tokens: float, now: float) -> float:
-        """Take ``tokens`` and return 0.0, or take nothing and return the seconds they need (lock held).
+    def _take(self, tokens: float, now: float, pause: float = 0.0) -> float:
+        """Take ``tokens`` (< 0: give back) and return 0.0, or take nothing and return the seconds they need
+        (lock held). ``pause``: grant nothing for that long first.
 
-        The one place the bucket is debited; ``state.SharedRateLimiter`` reuses it as its local fallback bucket.
+        The one place the bucket changes (``_bucket.apply_bucket``, the arithmetic every bucket shares);
+        ``state.SharedRateLimiter`` reuses it as its local fallback bucket.
         """
-        self._refill(now)
-        if self._tokens + _EPSILON >= tokens:
-            self._tokens -= tokens
-            return 0.0
-        return max((tokens - self._tokens) / self.rate, _EPSILON)
+        wait, self._tokens, self._stamp = apply_bucket(
+            self._tokens, self._stamp, now, tokens, self.rate, self.burst, pause
+        )
+        return wait
 
     def _take_if_free(self, tokens: float) -> bool:
         """Take ``tokens`` if nobody is queued and they are free now (lock held); refills as a side effect."""
@@ -261,11 +258,30 @@ class RateLimiter(BaseRateLimiter):
 
     def refund(self, tokens: float = 1) -> None:
         """Give back tokens taken but not used (a later check failed, the caller was cancelled)."""
+        if not (tokens > 0 and math.isfinite(tokens)):
+            return
         with self._lock:
-            self._refill(self._clock.now())
-            self._tokens = min(float(self.burst), self._tokens + tokens)
+            self._take(-tokens, self._clock.now())
             if self._waiters:
                 self._waiters[0].wake()
+
+    # --- pacing -------------------------------------------------------------------------------------------
+
+    def pause(self, seconds: float) -> None:
+        """Grant nothing for ``seconds`` to anyone (the provider said so: a Retry-After, an exhausted limit);
+        afterwards one token is there and the rest refill at the rate. A longer pause already set is kept."""
+        if not (seconds > 0 and math.isfinite(seconds)):
+            return
+        with self._lock:
+            self._take(0.0, self._clock.now(), seconds)
+
+    def set_rate(self, requests_per_second: float) -> None:
+        """Change the refill rate from now on (tokens already in the bucket stay): learned limits use this."""
+        if not (requests_per_second > 0 and math.isfinite(requests_per_second)):
+            return
+        with self._lock:
+            self._refill(self._clock.now())
+            self.rate = float(requests_per_second)
 
     # --- reading ------------------------------------------------------------------------------------------
 

@@ -26,6 +26,11 @@ logger = logging.getLogger("langchain_ailib_resilience.state")
 LOCAL_FALLBACK = "local-fallback"
 
 
+def _paused(pause: float) -> tuple[float, ...]:
+    """The optional ``pause`` argument, passed only when set: stores written before it keep working."""
+    return (pause,) if pause > 0 else ()
+
+
 class SharedRateLimiter(RateLimiter):
     """A token bucket shared by every process naming the same ``key`` in ``store``.
 
@@ -113,28 +118,25 @@ class SharedRateLimiter(RateLimiter):
             logger.info("rate limit %r: shared state store %r answers again; limits are shared", self.name, self.store)
         return reply.wait
 
-    def _local(self, tokens: float) -> float:
+    def _local(self, tokens: float, pause: float = 0.0) -> float:
         with self._lock:
-            if tokens > 0:
-                return self._take(tokens, self._clock.now())
-            self._refill(self._clock.now())
-            self._tokens = min(float(self.burst), self._tokens - tokens)
-            return 0.0
+            return self._take(tokens, self._clock.now(), pause)
 
-    def _shared_take(self, tokens: float) -> float:
-        """Take (> 0), give back (< 0) or peek (0) at the bucket, wherever it lives now: 0.0 or the wait."""
+    def _shared_take(self, tokens: float, pause: float = 0.0) -> float:
+        """Take (> 0), give back (< 0) or peek (0) at the bucket, wherever it lives now: 0.0 or the wait.
+        ``pause`` > 0 first stops grants for that long, for every process sharing the bucket."""
         if self._store_due():
             try:
-                reply = self.store.take(self.key, tokens, self.rate, self.burst)
+                reply = self.store.take(self.key, tokens, self.rate, self.burst, *_paused(pause))
             except StateStoreUnavailableError as exc:
                 self._store_failed(exc)
             else:
                 return self._store_answered(reply, tokens)
-        return self._local(tokens)
+        return self._local(tokens, pause)
 
-    async def _ashared_take(self, tokens: float) -> float:
+    async def _ashared_take(self, tokens: float, pause: float = 0.0) -> float:
         if self._store_due():
-            call = asyncio.ensure_future(self.store.atake(self.key, tokens, self.rate, self.burst))
+            call = asyncio.ensure_future(self.store.atake(self.key, tokens, self.rate, self.burst, *_paused(pause)))
             try:
                 # Shielded: a cancelled caller must not leave a take half-done; if the store granted after
                 # all, the tokens go back.
@@ -146,7 +148,7 @@ class SharedRateLimiter(RateLimiter):
                 raise
             else:
                 return self._store_answered(reply, tokens)
-        return self._local(tokens)
+        return self._local(tokens, pause)
 
     def _return_late_grant(self, call: asyncio.Future[BucketReply], tokens: float) -> None:
         if call.cancelled() or call.exception() is not None or tokens <= 0 or call.result().wait != 0.0:
@@ -299,6 +301,21 @@ class SharedRateLimiter(RateLimiter):
         with self._lock:
             if self._waiters:
                 self._waiters[0].wake()
+
+    def pause(self, seconds: float) -> None:
+        """Grant nothing for ``seconds``, in every process sharing the bucket. On an event loop the store is told
+        by a background task (never a blocking call on the loop); the local mirror pauses at once either way."""
+        if not (seconds > 0 and math.isfinite(seconds)):
+            return
+        super().pause(seconds)
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            self._shared_take(0.0, seconds)
+            return
+        task = asyncio.ensure_future(self._ashared_take(0.0, seconds))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
 
     # --- reading ------------------------------------------------------------------------------------------
 

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     import redis.asyncio
 
 # KEYS[1]: the bucket (hash: level, stamp in µs). ARGV: rate (tokens/s), burst, tokens (>0 take, <0 give back,
-# 0 peek). Returns {wait_µs (0: done), server_time_µs, level}. Same arithmetic as ``_store.apply_bucket``.
+# 0 peek), pause (seconds; > 0: nothing granted before then, kept as debt). Returns {wait_µs (0: done),
+# server_time_µs, level}. Line for line ``policies._bucket.apply_bucket``, the one bucket arithmetic.
 # Time comes from the server (TIME), so processes with skewed clocks agree. Lua numbers become Redis integers by
 # truncation, hence whole microseconds and the level as a string. Only a change is written; an idle bucket
 # expires once it would have refilled anyway.
@@ -35,6 +36,7 @@ local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
+local pause = tonumber(ARGV[4] or '0')
 local b = redis.call('HMGET', KEYS[1], 'level', 'stamp')
 local level = tonumber(b[1])
 local stamp = tonumber(b[2])
@@ -46,6 +48,9 @@ elseif now > stamp then
   stamp = now
 end
 level = math.min(burst, level)
+if pause > 0 then
+  level = math.min(level, 1 - pause * rate)
+end
 local wait = 0
 if want > 0 then
   if level + 1e-9 >= want then
@@ -56,9 +61,9 @@ if want > 0 then
 elseif want < 0 then
   level = math.min(burst, level - want)
 end
-if want ~= 0 and wait == 0 then
+if (want ~= 0 and wait == 0) or pause > 0 then
   redis.call('HSET', KEYS[1], 'level', string.format('%.17g', level), 'stamp', string.format('%d', stamp))
-  redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
+  redis.call('PEXPIRE', KEYS[1], math.ceil((burst - level) * 1000 / rate) + 1000)
 end
 return {wait, now, string.format('%.17g', level)}
 """
@@ -84,6 +89,10 @@ def _redis_modules() -> tuple[Any, Any]:
             "state_url=redis://... needs the redis package: pip install 'langchain-ailib-resilience[redis]'"
         ) from None
     return redis, redis.asyncio
+
+
+def _args(tokens: float, rate: float, burst: float, pause: float) -> list[str]:
+    return [repr(float(rate)), repr(float(burst)), repr(float(tokens)), repr(float(pause))]
 
 
 def _parse(raw: Any) -> BucketReply:
@@ -142,16 +151,16 @@ class RedisStateStore:
     def _unavailable(self, exc: BaseException) -> StateStoreUnavailableError:
         return StateStoreUnavailableError(f"{type(exc).__name__}: {exc}")
 
-    def take(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
+    def take(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply:
         try:
-            return _parse(self._script(keys=[key], args=[repr(rate), repr(float(burst)), repr(float(tokens))]))
+            return _parse(self._script(keys=[key], args=_args(tokens, rate, burst, pause)))
         except self._errors as exc:
             raise self._unavailable(exc) from exc
 
-    async def atake(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
+    async def atake(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply:
         try:
             script = self._async_client()[1]
-            raw = await script(keys=[key], args=[repr(rate), repr(float(burst)), repr(float(tokens))])
+            raw = await script(keys=[key], args=_args(tokens, rate, burst, pause))
         except self._errors as exc:
             raise self._unavailable(exc) from exc
         return _parse(raw)

@@ -14,9 +14,17 @@ import threading
 from typing import NamedTuple, Protocol, runtime_checkable
 
 from ..clock import SYSTEM_CLOCK, Clock
+from ..policies._bucket import EPSILON, apply_bucket
 
-# Float refill arithmetic can leave a bucket a few ulps short of a whole token forever; treat that as enough.
-EPSILON = 1e-9
+__all__ = [
+    "EPSILON",
+    "BucketReply",
+    "BucketStore",
+    "FlagStore",
+    "MemoryStateStore",
+    "StateStoreUnavailableError",
+    "apply_bucket",
+]
 
 
 def loop_running() -> bool:
@@ -55,9 +63,9 @@ class BucketStore(Protocol):
 
     name: str
 
-    def take(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply: ...
+    def take(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply: ...
 
-    async def atake(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply: ...
+    async def atake(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply: ...
 
 
 @runtime_checkable
@@ -83,27 +91,6 @@ class FlagStore(Protocol):
         ...
 
 
-def apply_bucket(
-    level: float | None, stamp: float, now: float, tokens: float, rate: float, burst: float
-) -> tuple[float, float, float]:
-    """The bucket arithmetic every store shares (the Redis Lua script mirrors it): -> (wait, level, stamp).
-
-    A missing bucket (``level is None``) starts full. Time running backwards never refills.
-    """
-    if level is None:
-        level, stamp = burst, now
-    elif now > stamp:
-        level, stamp = level + (now - stamp) * rate, now
-    level = min(float(burst), level)
-    if tokens > 0:
-        if level + EPSILON >= tokens:
-            return 0.0, level - tokens, stamp
-        return max((tokens - level) / rate, 1e-6), level, stamp
-    if tokens < 0:
-        level = min(float(burst), level - tokens)
-    return 0.0, level, stamp
-
-
 class MemoryStateStore:
     """Buckets in this process, on an injected clock: ``memory://`` and the double for unit tests."""
 
@@ -115,16 +102,16 @@ class MemoryStateStore:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._flags: dict[str, float] = {}
 
-    def take(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
+    def take(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply:
         with self._lock:
             now = self._clock.now()
             level, stamp = self._buckets.get(key, (None, now))
-            wait, new_level, new_stamp = apply_bucket(level, stamp, now, tokens, rate, burst)
+            wait, new_level, new_stamp = apply_bucket(level, stamp, now, tokens, rate, burst, pause)
             self._buckets[key] = (new_level, new_stamp)
             return BucketReply(wait, new_level, now)
 
-    async def atake(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
-        return self.take(key, tokens, rate, burst)
+    async def atake(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply:
+        return self.take(key, tokens, rate, burst, pause)
 
     def raise_flag(self, key: str, seconds: float) -> None:
         with self._lock:
