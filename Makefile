@@ -31,7 +31,7 @@ test: install check
 
 # The demo needs only the package and its demo extra, not the dev toolset: a newcomer sees it in seconds.
 demo: $(DEMO_STAMP)
-	$(VENV)/bin/ailib-resilience demo
+	$(VENV)/bin/ailib-resilience demo --watch
 
 $(DEMO_STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

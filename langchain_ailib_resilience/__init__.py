@@ -133,3 +133,7 @@ __all__ = [
     "resilient_completion",
     "signals_snapshot",
 ]
+
+from .observability import install_defaults as _install_observability  # noqa: E402 - after the names it uses
+
+_install_observability()

@@ -1,7 +1,8 @@
 """The ``ailib-resilience`` command: run the provider emulator, or the demo.
 
 ``ailib-resilience emulator`` serves scripted OpenAI / Anthropic / Gemini endpoints until Ctrl-C, so an app
-can be pointed at failing providers without code changes. ``ailib-resilience demo`` runs the packaged demo
+can be pointed at failing providers without code changes. ``ailib-resilience watch --url URL`` draws a live
+view of an app that called ``observability.start_watch()``. ``ailib-resilience demo`` runs the packaged demo
 (imported lazily: it needs the ``demo`` extra).
 """
 
@@ -62,6 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     emulator.add_argument("--seed", type=int, default=None, help="seed for --fault-rate")
     emulator.add_argument("--quiet", action="store_true", help="do not log each request")
     emulator.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)  # for tests
+
+    watch = commands.add_parser(
+        "watch",
+        help="a live view of every target's circuit, in-flight, rate and recent decisions",
+        description="Draw a live view of an app's resilience state: its circuits, in-flight requests, rate "
+        "tokens left, learned limits and recent retries and fallbacks. The app serves it with one call: "
+        "langchain_ailib_resilience.observability.start_watch(), which returns the URL to pass here.",
+    )
+    watch.add_argument("--url", required=True, help="the app's watch URL (http://127.0.0.1:PORT/snapshot)")
+    watch.add_argument("--interval", type=float, default=0.5, help="seconds between refreshes (default: 0.5)")
+    watch.add_argument("--once", action="store_true", help="print one frame and exit")
 
     commands.add_parser(
         "demo",
@@ -159,7 +171,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if extra:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         return _run_emulator(args)
+    if args.command == "watch":
+        if extra:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return _run_watch(args)
     return _run_demo(extra)
+
+
+def _run_watch(args: argparse.Namespace) -> int:
+    try:
+        from .observability._watch import watch
+    except ModuleNotFoundError as exc:  # pragma: no cover - rich comes with the demo extra
+        print(f"ailib-resilience watch: {exc.name} is not installed: pip install 'langchain-ailib-resilience[demo]'")
+        return 2
+    if args.interval <= 0:
+        print("ailib-resilience watch: --interval must be above 0", file=sys.stderr)
+        return 2
+    return watch(args.url, interval=args.interval, once=args.once)
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import time
 from collections import Counter
@@ -35,7 +36,7 @@ from langchain_core.runnables import Runnable
 
 from .config import BackpressureConfig, CircuitBreakerConfig, RateLimiterConfig, ResilientConfig, RetryConfig
 from .errors.exceptions import CircuitOpenError
-from .events import ResilienceEvent
+from .events import ResilienceEvent, subscribe
 from .registry import reset_registry
 from .testing.emulator import Fault, ProviderEmulator, ProviderFormat, Success
 
@@ -67,7 +68,7 @@ class Act:
 
 
 class Narrator:
-    """Prints executor events as they happen (rich when installed, plain text otherwise)."""
+    """Prints every resilience decision as it happens (rich when installed, plain text otherwise)."""
 
     def __init__(self, plain: bool) -> None:
         self.events: list[ResilienceEvent] = []
@@ -169,7 +170,6 @@ async def run_scenario(narrator: Narrator, emulator: ProviderEmulator) -> tuple[
         model=target(PRIMARY, "openai"),
         fallbacks=[target(FALLBACK, "anthropic"), target(SECOND_FALLBACK, "gemini")],
     )
-    model.executor.add_listener(narrator.on_event)
     chain = build_chain(model)
     acts = [Act("healthy", 8), Act("429 storm", 6), Act("outage", 10), Act("recovery", 8)]
     total = sum(a.requests for a in acts)
@@ -230,10 +230,13 @@ async def run_scenario(narrator: Narrator, emulator: ProviderEmulator) -> tuple[
         f"\n[4/4] recovery: the primary is healthy again; waiting out the {COOLDOWN:.0f}s cooldown", "bold cyan"
     )
     emulator.set_default(PRIMARY, Success(f"[{PRIMARY}] Back online."))
+    # From before the wait: the circuit reads half-open as soon as its cooldown is over, which anyone reading
+    # its state (the live view) may notice first.
+    cooled = len(narrator.events)
     await asyncio.sleep(COOLDOWN + 0.1)
     mark, sent = len(narrator.events), emulator.count(primary_name)
     failures = await _run_act(acts[3], chain, narrator, 1, tick)
-    states = [e.detail.get("to_state") for e in narrator.of("state_change", mark)]
+    states = [e.detail.get("to_state") for e in narrator.of("state_change", cooled)]
     acts[3].checks += [
         ("every request answered", not failures),
         ("half-open, then closed by one probe", states[:2] == ["half_open", "closed"]),
@@ -287,7 +290,6 @@ async def _run_real(narrator: Narrator, models: Sequence[str]) -> int:
     from .integrations.langchain import ResilientChatModel
 
     model = ResilientChatModel(ResilientConfig.interactive(), model=models[0], fallbacks=list(models[1:]))
-    model.executor.add_listener(narrator.on_event)
     answer = await build_chain(model).ainvoke({"question": "What does a circuit breaker do, in one sentence?"})
     narrator.say(answer)
     snapshot = model.signals_snapshot()
@@ -299,6 +301,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ailib-resilience demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--plain", action="store_true", help="plain text output (no colours or tables)")
     parser.add_argument(
+        "--watch",
+        action="store_true",
+        help="draw the live view (circuits, in-flight, rate, recent decisions) while the scenario runs, and serve "
+        "it for 'ailib-resilience watch --url ...' from another terminal",
+    )
+    parser.add_argument(
         "--real",
         nargs="+",
         metavar="MODEL",
@@ -307,6 +315,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(list(argv) if argv is not None else None)
     narrator = Narrator(plain=args.plain)
+    # The narrator hears every decision of the process (circuit changes from the breakers themselves), and tells
+    # the story in place of the library's own log lines.
+    unsubscribe = subscribe(narrator.on_event)
+    library_logger = logging.getLogger("langchain_ailib_resilience")
+    level = library_logger.level
+    library_logger.setLevel(logging.ERROR)
+    try:
+        return _main(args, narrator)
+    finally:
+        library_logger.setLevel(level)
+        unsubscribe()
+
+
+def _main(args: argparse.Namespace, narrator: Narrator) -> int:
     if args.real:
         return asyncio.run(_run_real(narrator, args.real))
 
@@ -315,10 +337,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     narrator.say(f"primary {PRIMARY}, fallbacks {FALLBACK}, {SECOND_FALLBACK}; no API keys, nothing leaves 127.0.0.1")
     reset_registry()
+    display: Any = narrator.progress
+    server: Any = None
+    if narrator.console is not None:
+        from .observability._watch import recorder, render, snapshot, start_watch
+
+        recorder()  # from now on, every decision is kept for the view
+        if args.watch:
+            from rich.live import Live
+
+            server = start_watch()
+            narrator.say(f"live view served at {server.url} (another terminal: ailib-resilience watch --url URL)")
+            narrator.progress = None  # one live display at a time: the view replaces the progress bar
+            display = Live(
+                get_renderable=lambda: render(snapshot(), title="live view"),
+                console=narrator.console,
+                refresh_per_second=8,
+            )
     started = time.monotonic()
-    with ProviderEmulator() as emulator, narrator.progress or contextlib.nullcontext():
-        acts, (model, open_snapshot) = asyncio.run(run_scenario(narrator, emulator))
+    try:
+        with ProviderEmulator() as emulator, display or contextlib.nullcontext():
+            acts, (model, open_snapshot) = asyncio.run(run_scenario(narrator, emulator))
+    finally:
+        if server is not None:
+            server.close()
     ok = _report(narrator, acts, model, open_snapshot)
+    if narrator.console is not None and not args.watch:
+        narrator.console.print(render(snapshot(), title="the view 'ailib-resilience watch' draws, at the end"))
     narrator.say(f"finished in {time.monotonic() - started:.1f}s")
     return 0 if ok else 1
 

@@ -9,6 +9,7 @@ of streams; every permit is released in ``finally``. Cancellation (``CancelledEr
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
@@ -17,8 +18,9 @@ from typing import Any, Generic, NamedTuple, TypeVar
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ResilientConfig
 from .errors.classify import classify_error
+from .errors.codes import StandardErrorCode
 from .errors.exceptions import AttemptRecord, DeadlineExceededError, ProviderTimeoutError, ResilienceError
-from .events import EventKind, EventListener, ResilienceEvent, emit
+from .events import EventKind, EventListener, ResilienceEvent, call_listeners, emit, rejection_reason
 from .policies import retry as retry_policy
 from .policies.circuit_breaker import CircuitState
 from .preflight import PreflightChecker, Ticket
@@ -59,7 +61,7 @@ class Candidate(NamedTuple, Generic[T]):
 class _Run:
     """The decisions of one call, shared by every loop flavour."""
 
-    __slots__ = ("deadline", "executor", "history", "last_error", "listeners", "n_candidates")
+    __slots__ = ("deadline", "executor", "history", "last_error", "listeners", "n_candidates", "observers")
 
     def __init__(self, executor: ResilientExecutor, n_candidates: int, listeners: Sequence[EventListener]) -> None:
         self.executor = executor
@@ -68,11 +70,30 @@ class _Run:
         self.history: list[AttemptRecord] = []
         self.last_error: ResilienceError | None = None
         self.n_candidates = n_candidates
-        self.listeners = (*executor.listeners, *listeners) if listeners else executor.listeners
+        listeners = (*executor.listeners, *listeners) if listeners else executor.listeners
+        # Decisions go to the executor's and the call's listeners; observers (instrumentation) hear every event.
+        self.observers = call_listeners()
+        self.listeners: tuple[EventListener, ...] = (*listeners, *self.observers) if self.observers else listeners
 
     def event(self, event: ResilienceEvent) -> None:
-        if self.listeners:
-            emit(self.listeners, event)
+        emit(self.listeners, event)
+
+    def attempting(self, candidate: Candidate[Any], attempt: int) -> None:
+        """The happy path's events are built only when an observer listens to this call, and only for it."""
+        if self.observers:
+            detail = {"provider": candidate.provider, "model": candidate.model} if candidate.provider else {}
+            event = ResilienceEvent("attempt", candidate.target, attempt, detail=detail)
+            emit(self.observers, event, subscribers=False)
+
+    def ended(self, target: str, *, closed_early: bool = False) -> None:
+        if self.observers:
+            detail = {"closed_early": True} if closed_early else {}
+            emit(self.observers, ResilienceEvent("success", target, detail=detail), subscribers=False)
+
+    def broke(self, target: str, error: BaseException, code: StandardErrorCode, mid_stream: bool = False) -> None:
+        """The call ended without an answer: its last error, a stream broken after its first chunk, a cancel."""
+        detail = {"mid_stream": True} if mid_stream else {}
+        self.event(ResilienceEvent("failure", target, 0, code, None, error, detail))
 
     def context(self, candidate: Candidate[Any], attempt: int, index: int) -> tuple[AttemptContext, bool]:
         """The attempt's context, and whether the total deadline (not the attempt timeout) bounds its time."""
@@ -108,7 +129,8 @@ class _Run:
     def rejected(self, candidate: Candidate[Any], attempt: int, error: ResilienceError) -> None:
         """Preflight refused (open circuit, rate wait too long, in-flight full, deadline): no request was sent."""
         self._remember(candidate, attempt, error)
-        self.event(ResilienceEvent("rejected", candidate.target, attempt, error.code, error.retry_after, error))
+        detail = {"reason": rejection_reason(error)}
+        self.event(ResilienceEvent("rejected", candidate.target, attempt, error.code, error.retry_after, error, detail))
 
     def failed(
         self,
@@ -142,7 +164,7 @@ class _Run:
             ticket.release()  # a nested gate's rejection or our deadline says nothing about this provider
         else:
             ticket.failure(error.code)
-        self._state_change(state, before)
+        self._state_change(state, before, "half_open" if ticket.permit.probe else "closed")
         self._remember(candidate, attempt, error)
         budget = state.budget
         decision = retry_policy.decide(
@@ -172,14 +194,18 @@ class _Run:
         before = ticket.state.breaker.generation
         ticket.success()
         if ticket.state.breaker.generation != before:
-            self._state_change(ticket.state, before)
+            self._state_change(ticket.state, before, "half_open")
+        self.ended(ticket.state.target)
 
-    def _state_change(self, state: TargetState, before: int) -> None:
+    def _state_change(self, state: TargetState, before: int, from_state: str) -> None:
         if state.breaker.generation != before:
-            self.state_changed(state)
+            self.state_changed(state, from_state)
 
-    def state_changed(self, state: TargetState) -> None:
-        self.event(ResilienceEvent("state_change", state.target, detail={"to_state": state.breaker.state.value}))
+    def state_changed(self, state: TargetState, from_state: str = "open") -> None:
+        """For this call's listeners: process-wide subscribers hear every transition from the breaker itself."""
+        if self.listeners:
+            detail = {"from_state": from_state, "to_state": state.breaker.state.value}
+            emit(self.listeners, ResilienceEvent("state_change", state.target, detail=detail), subscribers=False)
 
     def _remember(self, candidate: Candidate[Any], attempt: int, error: ResilienceError) -> None:
         self.history.append(AttemptRecord(candidate.target, attempt, error.code, error.message, error.local))
@@ -201,7 +227,15 @@ class _Run:
         error = self.last_error
         assert error is not None
         error.attempts = list(self.history)
+        target = self.history[-1].target if self.history else "default"
+        self.broke(target, error, error.code)
         return error
+
+    def cancelled(self, target: str, exc: BaseException) -> None:
+        """A ``BaseException`` left the attempt (a cancel, or an integration's own escape): the call is over."""
+        if self.observers:  # instrumentation must close what it opened; for everyone else the exception says it
+            cancel = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit)
+            self.broke(target, exc, StandardErrorCode.CANCELLED if cancel else StandardErrorCode.UNKNOWN)
 
 
 class ResilientExecutor:
@@ -304,6 +338,7 @@ class ResilientExecutor:
                     break
                 if ticket.changed_state:  # this admission turned the circuit half-open
                     run.state_changed(state)
+                run.attempting(candidate, attempt)
                 ctx, by_deadline = run.context(candidate, attempt, index)
                 try:
                     if ctx.timeout is None:
@@ -317,8 +352,9 @@ class ResilientExecutor:
                     await clock.asleep(decision.delay)
                     previous_delay = decision.delay
                     continue
-                except BaseException:
+                except BaseException as exc:
                     ticket.release()
+                    run.cancelled(candidate.target, exc)
                     raise
                 return result, ticket, run
             if not run.may_fall_back(index, candidates):
@@ -369,6 +405,7 @@ class ResilientExecutor:
                     break
                 if ticket.changed_state:
                     run.state_changed(state)
+                run.attempting(candidate, attempt)
                 ctx, by_deadline = run.context(candidate, attempt, index)
                 try:
                     result: T = candidate.fn(ctx)
@@ -379,8 +416,9 @@ class ResilientExecutor:
                     self.clock.sleep(decision.delay)
                     previous_delay = decision.delay
                     continue
-                except BaseException:
+                except BaseException as exc:
                     ticket.release()
+                    run.cancelled(candidate.target, exc)
                     raise
                 return result, ticket, run
             if not run.may_fall_back(index, candidates):
@@ -409,10 +447,12 @@ class ResilientExecutor:
                 async for chunk in stream:
                     yield chunk
         except Exception as exc:
-            raise _surfaced_mid_stream(ticket, exc) from exc
+            raise _surfaced_mid_stream(run, ticket, exc) from exc
         else:
             run.succeeded(ticket)
         finally:
+            if not ticket.settled:
+                run.ended(ticket.target, closed_early=True)
             ticket.release()
             await _aclose(stream)
 
@@ -429,10 +469,12 @@ class ResilientExecutor:
                 yield first
                 yield from stream
         except Exception as exc:
-            raise _surfaced_mid_stream(ticket, exc) from exc
+            raise _surfaced_mid_stream(run, ticket, exc) from exc
         else:
             run.succeeded(ticket)
         finally:
+            if not ticket.settled:
+                run.ended(ticket.target, closed_early=True)
             ticket.release()
             _close(stream)
 
@@ -486,11 +528,14 @@ def _sync_opener(
     return open_and_peek
 
 
-def _surfaced_mid_stream(ticket: Ticket, exc: Exception) -> ResilienceError:
+def _surfaced_mid_stream(run: _Run, ticket: Ticket, exc: Exception) -> ResilienceError:
     """A stream failed after its first chunk: no retry, no fallback; count it and surface it normalised.
     (Cancellation and early closes fall through to the stream's ``finally``, which releases without a verdict.)"""
     error = classify_error(exc)
+    before = ticket.state.breaker.generation
     ticket.failure(error.code)
+    run._state_change(ticket.state, before, "half_open" if ticket.permit.probe else "closed")
+    run.broke(ticket.target, error, error.code, mid_stream=True)
     return error
 
 

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ConfigError, ResilientConfig
+from .events import publish_transition
 from .policies.backpressure import Backpressure
 from .policies.circuit_breaker import CircuitBreaker
 from .policies.rate_limiter import RateLimiter
@@ -102,8 +104,11 @@ def _build_breaker(target: str, config: ResilientConfig, clock: Clock) -> Circui
     if config.share_breaker_state and config.state_url:
         from .state import build_breaker  # only then: keeps the Redis code off the default path
 
-        return build_breaker(target, config, clock)
-    return CircuitBreaker.from_config(config.circuit_breaker, clock=clock, name=target)
+        breaker = build_breaker(target, config, clock)
+    else:
+        breaker = CircuitBreaker.from_config(config.circuit_breaker, clock=clock, name=target)
+    breaker.add_listener(publish_transition)  # the breaker reports its own transitions, whoever caused them
+    return breaker
 
 
 class TargetPolicyConflictError(ConfigError):
@@ -159,6 +164,7 @@ class Registry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._states: dict[str, TargetState] = {}
+        _LIVE.add(self)
 
     def get(self, target: str, config: ResilientConfig, clock: Clock = SYSTEM_CLOCK) -> TargetState:
         """``target``'s state, built from ``config`` and ``clock`` on first use.
@@ -195,6 +201,14 @@ class Registry:
     def signals(self, target: str) -> TargetSignals | None:
         state = self._states.get(target)
         return state.signals() if state else None
+
+
+_LIVE: weakref.WeakSet[Registry] = weakref.WeakSet()
+
+
+def live_registries() -> list[Registry]:
+    """Every registry still in use in this process (for gauges and the live view)."""
+    return list(_LIVE)
 
 
 DEFAULT_REGISTRY = Registry()

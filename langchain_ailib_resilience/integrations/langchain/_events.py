@@ -29,6 +29,9 @@ AnyRunManager = (
     | AsyncCallbackManagerForLLMRun
 )
 EVENT_PREFIX = "resilience."
+# An attempt's start and end, and the call's outcome, are the runs themselves in a LangChain trace (a child run
+# per attempt, the chain run's end or error): only the decisions become custom events.
+_AS_RUNS = frozenset({"attempt", "success", "failure"})
 _RETRYING = Retrying()  # RetryCallState needs a retry object; it is only read for its statistics
 
 
@@ -81,6 +84,8 @@ class Reporter:
 
     def report(self, event: ResilienceEvent) -> None:
         """Sync listener: report at once."""
+        if event.kind in _AS_RUNS:
+            return
         rm = self.run_manager
         assert isinstance(rm, CallbackManagerForChainRun | CallbackManagerForLLMRun)
         if event.kind == "retry":
@@ -91,7 +96,8 @@ class Reporter:
 
     def queue(self, event: ResilienceEvent) -> None:
         """Async listener: report at the next ``flush()``."""
-        self.pending.append(event)
+        if event.kind not in _AS_RUNS:
+            self.pending.append(event)
 
     async def flush(self) -> None:
         rm = self.run_manager

@@ -53,6 +53,7 @@ from ...config import ResilientConfig
 from ...errors.classify import classify_error
 from ...errors.codes import StandardErrorCode
 from ...errors.exceptions import DeadlineExceededError, ResilienceError
+from ...events import EventListener, ResilienceEvent, call_listeners, emit, rejection_reason
 from ...policies.circuit_breaker import BreakerPermit, CircuitState
 from ...preflight import PreflightChecker, Ticket
 from ...registry import DEFAULT_REGISTRY, Registry, TargetState
@@ -63,6 +64,7 @@ from ._common import (
     coerce_config,
     is_managed,
     normalise_api_base,
+    provider_and_model,
     split_target,
     str_or_none,
     target_key,
@@ -91,18 +93,32 @@ _PROXY_HOOKS = ("async_post_call_failure_hook", "async_post_call_response_header
 
 
 class _Held:
-    """A passed gate waiting for its call's outcome."""
+    """A passed gate waiting for its call's outcome, and who listens to that call."""
 
-    __slots__ = ("finalizer", "stream", "ticket")
+    __slots__ = ("finalizer", "listeners", "stream", "ticket")
 
-    def __init__(self, ticket: Ticket, stream: bool) -> None:
+    def __init__(self, ticket: Ticket, stream: bool, listeners: tuple[EventListener, ...] = ()) -> None:
         self.ticket = ticket
         self.stream = stream
+        self.listeners = listeners
         self.finalizer: weakref.finalize[Any, Any] | None = None
 
     def detach(self) -> None:
         if self.finalizer is not None:
             self.finalizer.detach()
+
+    def succeeded(self, **detail: Any) -> None:
+        """The call answered (or was answered from cache, or abandoned): settle, then tell its listeners."""
+        if detail:
+            self.ticket.release()
+        else:
+            self.ticket.success()
+        if self.listeners:
+            emit(self.listeners, ResilienceEvent("success", self.ticket.target, detail=detail), subscribers=False)
+
+    def failed(self, error: ResilienceError, mid_stream: bool) -> None:
+        detail = {"mid_stream": True} if mid_stream else {}
+        emit(self.listeners, ResilienceEvent("failure", self.ticket.target, 1, error.code, None, error, detail))
 
 
 class _Ledger:
@@ -162,7 +178,7 @@ def _reap() -> None:
     while True:
         call_id = _ABANDONED.get()
         for held in _LEDGER.take(call_id):
-            held.ticket.release()
+            held.succeeded(closed_early=True)
 
 
 def _ensure_reaper() -> None:
@@ -279,9 +295,13 @@ class ResilienceCallback(CustomLogger):
         state = self._state(target)
         if _LEDGER.holds(call_id, state):
             return None  # this callback is listed twice, or a twin sharing our registry admitted the call
+        listeners = call_listeners()
         try:
             ticket = await self.preflight.acheck(state)
         except ResilienceError as error:
+            detail = {"reason": rejection_reason(error)}
+            emit(listeners, ResilienceEvent("rejected", target, 1, error.code, error.retry_after, error, detail))
+            emit(listeners, ResilienceEvent("failure", target, 1, error.code, None, error))
             # The Router reads an error's num_retries: 0 means no retry and no cooldown for this group, so it
             # goes to its next fallback at once instead of sleeping and asking our gate again.
             error.num_retries = 0  # type: ignore[attr-defined]
@@ -294,10 +314,14 @@ class ResilienceCallback(CustomLogger):
                     stacklevel=2,
                 )
             raise
-        held = _Held(ticket, kwargs.get("stream") is True)
+        held = _Held(ticket, kwargs.get("stream") is True, listeners)
         if not _LEDGER.put(call_id, state, held):
             ticket.release()
             return None
+        if listeners:
+            provider, name = provider_and_model(model, str_or_none(kwargs.get("custom_llm_provider")))
+            detail = {"provider": provider, "model": name} if provider else {}
+            emit(listeners, ResilienceEvent("attempt", target, 1, detail=detail), subscribers=False)
         logging_obj = kwargs.get("litellm_logging_obj")
         if logging_obj is not None:
             try:
@@ -396,7 +420,7 @@ class ResilienceCallback(CustomLogger):
         if isinstance(call_id, str):
             for held in _LEDGER.take(call_id, streams=False):
                 held.detach()
-                held.ticket.success()
+                held.succeeded()
         return None
 
     async def async_post_call_failure_deployment_hook(
@@ -408,7 +432,7 @@ class ResilienceCallback(CustomLogger):
     ) -> None:
         call_id = request_data.get("litellm_call_id")
         if isinstance(call_id, str):
-            _settle_failure(_LEDGER.take(call_id), exception)
+            _settle_failure(_LEDGER.take(call_id), exception, mid_stream=False)
 
     async def async_log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
@@ -434,9 +458,9 @@ class ResilienceCallback(CustomLogger):
         for held in taken:
             held.detach()
             if kwargs.get("cache_hit") is True:
-                held.ticket.release()  # answered from LiteLLM's cache: says nothing about the provider
+                held.succeeded(cache_hit=True)  # answered from LiteLLM's cache: says nothing about the provider
             else:
-                held.ticket.success()
+                held.succeeded()
         if not taken and _is_sync_event(kwargs) and kwargs.get("cache_hit") is not True:
             self._record_ungated(kwargs, None)
 
@@ -448,7 +472,7 @@ class ResilienceCallback(CustomLogger):
         error: BaseException = exception if isinstance(exception, BaseException) else RuntimeError("unknown failure")
         taken = _LEDGER.take(call_id)
         if taken:
-            _settle_failure(taken, error)
+            _settle_failure(taken, error, mid_stream=True)  # log events report streams that broke once started
         elif _is_sync_event(kwargs):
             self._record_ungated(kwargs, error)
 
@@ -581,7 +605,7 @@ class ResilienceCallback(CustomLogger):
 # --- helpers ----------------------------------------------------------------------------------------------
 
 
-def _settle_failure(taken: list[_Held], exception: BaseException) -> None:
+def _settle_failure(taken: list[_Held], exception: BaseException, *, mid_stream: bool) -> None:
     if not taken:
         return
     error = classify_error(exception)
@@ -593,6 +617,7 @@ def _settle_failure(taken: list[_Held], exception: BaseException) -> None:
             held.ticket.failure(StandardErrorCode.SERVER_ERROR)  # the provider's stream broke off
         else:
             held.ticket.failure(error.code)
+        held.failed(error, mid_stream and held.stream)
 
 
 def _sdk_retries(kwargs: Mapping[str, Any]) -> bool:
