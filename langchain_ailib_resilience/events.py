@@ -43,7 +43,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Self, TypeVar
 
 from .errors.codes import StandardErrorCode
 
@@ -97,43 +97,69 @@ class ResilienceEvent:
 EventListener = Callable[[ResilienceEvent], None]
 CallObserver = Callable[[], EventListener | None]
 
-# Copy-on-write tuples: readers on hot paths take one attribute read and no lock.
-_subscribers: tuple[EventListener, ...] = ()
-_observers: tuple[CallObserver, ...] = ()
 _lock = threading.Lock()
+
+
+H = TypeVar("H")
+
+
+class _Hooks(Generic[H]):
+    """A copy-on-write tuple of hooks: readers on hot paths take one attribute read and no lock."""
+
+    __slots__ = ("all",)
+
+    def __init__(self) -> None:
+        self.all: tuple[H, ...] = ()
+
+    def add(self, hook: H) -> Callable[[], None]:
+        """Add ``hook``; returns the function that removes it."""
+        with _lock:
+            self.all = (*self.all, hook)
+
+        def remove() -> None:
+            with _lock:
+                self.all = tuple(h for h in self.all if h is not hook)
+
+        return remove
+
+
+_subscribers: _Hooks[EventListener] = _Hooks()
+_observers: _Hooks[CallObserver] = _Hooks()
 
 
 def subscribe(listener: EventListener) -> Callable[[], None]:
     """Receive every event emitted anywhere in this process; returns a function that unsubscribes."""
-    global _subscribers
-    with _lock:
-        _subscribers = (*_subscribers, listener)
-
-    def unsubscribe() -> None:
-        global _subscribers
-        with _lock:
-            _subscribers = tuple(s for s in _subscribers if s is not listener)
-
-    return unsubscribe
+    return _subscribers.add(listener)
 
 
 def observe_calls(observer: CallObserver) -> Callable[[], None]:
     """Ask ``observer()`` at the start of every call for a listener of that call; returns an undo function."""
-    global _observers
-    with _lock:
-        _observers = (*_observers, observer)
+    return _observers.add(observer)
 
-    def unobserve() -> None:
-        global _observers
-        with _lock:
-            _observers = tuple(o for o in _observers if o is not observer)
 
-    return unobserve
+class Hook:
+    """A hook into the stream that is turned on and off: ``install()`` once, ``uninstall()`` undoes it."""
+
+    _undo: Callable[[], None] | None = None
+
+    def _attach(self) -> Callable[[], None]:
+        """Register the hook (``subscribe`` or ``observe_calls``); return its undo."""
+        raise NotImplementedError
+
+    def install(self) -> Self:
+        if self._undo is None:
+            self._undo = self._attach()
+        return self
+
+    def uninstall(self) -> None:
+        if self._undo is not None:
+            self._undo()
+            self._undo = None
 
 
 def call_listeners() -> tuple[EventListener, ...]:
     """The per-call listeners the registered observers want for a call starting now (usually none)."""
-    observers = _observers
+    observers = _observers.all
     if not observers:
         return ()
     found = []
@@ -153,19 +179,19 @@ def emit(listeners: Iterable[EventListener], event: ResilienceEvent, *, subscrib
     for listener in listeners:
         _deliver(listener, event)
     if subscribers:
-        for listener in _subscribers:
+        for listener in _subscribers.all:
             _deliver(listener, event)
 
 
 def publish(event: ResilienceEvent) -> None:
     """Deliver an event that belongs to no call's listeners (a breaker's transition, a gate's decision)."""
-    for listener in _subscribers:
+    for listener in _subscribers.all:
         _deliver(listener, event)
 
 
 def publish_transition(target: str, from_state: object, to_state: object) -> None:
     """A breaker's state listener: its transition, once, to every process-wide subscriber."""
-    if _subscribers:
+    if _subscribers.all:
         detail = {"from_state": str(from_state), "to_state": str(to_state)}
         publish(ResilienceEvent("state_change", target, detail=detail))
 
@@ -196,6 +222,7 @@ __all__ = [
     "CallObserver",
     "EventKind",
     "EventListener",
+    "Hook",
     "ResilienceEvent",
     "call_listeners",
     "emit",

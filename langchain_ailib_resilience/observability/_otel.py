@@ -24,7 +24,7 @@ numbers; the one free-text field, a failed span's status description, is redacte
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -137,7 +137,7 @@ def _all_signals() -> Iterable[tuple[str, Any]]:
                 yield name, signals
 
 
-class OTelInstrumentation:
+class OTelInstrumentation(events.Hook):
     """Turns each call's events into spans and metrics. ``install()`` registers it; ``uninstall()`` removes it."""
 
     def __init__(self, tracer_provider: TracerProvider | None = None, meter_provider: MeterProvider | None = None):
@@ -145,7 +145,6 @@ class OTelInstrumentation:
         self.tracer = trace.get_tracer(SCOPE, tracer_provider=tracer_provider)
         self.meter = metrics.get_meter(SCOPE, meter_provider=meter_provider)
         self.instruments = _Instruments(self.meter)
-        self._undo: Any = None
 
     def __call__(self) -> EventListener | None:
         """The call observer: a listener for a call starting now, or ``None`` while nothing would record it."""
@@ -153,15 +152,8 @@ class OTelInstrumentation:
             return None
         return _CallRecorder(self)
 
-    def install(self) -> OTelInstrumentation:
-        if self._undo is None:
-            self._undo = events.observe_calls(self)
-        return self
-
-    def uninstall(self) -> None:
-        if self._undo is not None:
-            self._undo()
-            self._undo = None
+    def _attach(self) -> Callable[[], None]:
+        return events.observe_calls(self)
 
 
 class _CallRecorder:

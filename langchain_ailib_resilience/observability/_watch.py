@@ -39,14 +39,13 @@ def set_learned_limits_source(source: Callable[[str], Mapping[str, Any] | None] 
     _learned_source = source
 
 
-class WatchRecorder:
+class WatchRecorder(events.Hook):
     """Recent decisions and per-target counts, kept from every event in the process."""
 
     def __init__(self, keep: int = 40) -> None:
         self._lock = threading.Lock()
         self.recent: deque[dict[str, Any]] = deque(maxlen=keep)
         self.counts: dict[str, Counter[str]] = {}
-        self._undo: Callable[[], None] | None = None
 
     def __call__(self, event: ResilienceEvent) -> None:
         if event.kind not in _RECENT_KINDS:
@@ -63,15 +62,8 @@ class WatchRecorder:
             self.recent.append(entry)
             self.counts.setdefault(event.target, Counter())[event.kind] += 1
 
-    def install(self) -> WatchRecorder:
-        if self._undo is None:
-            self._undo = events.subscribe(self)
-        return self
-
-    def uninstall(self) -> None:
-        if self._undo is not None:
-            self._undo()
-            self._undo = None
+    def _attach(self) -> Callable[[], None]:
+        return events.subscribe(self)
 
     def snapshot(self) -> dict[str, Any]:
         """Every target's live state, the counts, and the recent decisions (newest last)."""
