@@ -181,7 +181,8 @@ class RequestRecord:
     the emulator's clock (``time.monotonic()`` by default) on arrival. ``body`` is the request's JSON when it
     is at most ``BODY_LOG_LIMIT`` bytes; a larger body keeps only its small top-level fields (``model``,
     ``stream``, ``max_tokens``...) and sets ``body_truncated``, so a long soak or a huge prompt cannot grow the
-    log without bound. ``body_size`` is the request body's length in bytes.
+    log without bound. ``body_size`` is the request body's length in bytes. ``tokens`` is what the request counts
+    against a token limit at arrival (its prompt estimate plus its ``max_tokens``; see ``rate_limit``).
     """
 
     index: int
@@ -196,6 +197,7 @@ class RequestRecord:
     body: Mapping[str, Any] = field(repr=False, compare=False)
     body_size: int = 0
     body_truncated: bool = False
+    tokens: int = 0
 
 
 BODY_LOG_LIMIT = 64 * 1024

@@ -9,7 +9,8 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -24,10 +25,12 @@ from ._behaviours import (
     is_error_kind,
     logged_body,
 )
-from ._scheduling import Bucket, Chaos
+from ._headers import limit_headers, resolve, retry_headers
+from ._scheduling import Chaos, Cost, Dimension, HeaderForm, Limits, build_limits, request_cost
 from ._server import EmulatorHandler, EmulatorServer, drop, finishing, send, send_not_found
 from ._tools import plan_success
 from ._wire import (
+    AZURE_PATH,
     MALFORMED_BODY,
     FaultResponse,
     ProviderFormat,
@@ -45,6 +48,19 @@ from ._wire import (
     stream_events,
     success_body,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class _Decision:
+    """How one request is answered, and what the answer says about the limits."""
+
+    behaviour: Behaviour
+    source: Source
+    cost: Cost
+    limit: int = 60  # the per-minute limit an error message names
+    dimension: Dimension = "requests"
+    form: HeaderForm = "none"  # resolved: never "auto"
+    stated: Mapping[str, str] | None = field(default=None)  # the limit headers; None: the model has no limits
 
 
 class ProviderEmulator:
@@ -81,7 +97,7 @@ class ProviderEmulator:
         self._records: list[RequestRecord] = []
         self._scripts: dict[str, deque[Behaviour]] = {}
         self._defaults: dict[str | None, Behaviour] = {}
-        self._buckets: dict[str | None, Bucket] = {}
+        self._limits: dict[str | None, Limits] = {}
         self._chaos: dict[str | None, Chaos] = {}
         self._in_flight: dict[str | None, int] = {}
         self._peak: dict[str | None, int] = {}
@@ -185,16 +201,46 @@ class ProviderEmulator:
         with self._lock:
             self._defaults[model_key(model)] = behaviour
 
-    def rate_limit(self, model: str | None, rps: float, burst: int = 1) -> None:
-        """Enforce a token bucket of ``rps`` requests a second (``burst`` at once) on ``model``.
+    def rate_limit(
+        self,
+        model: str | None,
+        rps: float | None = None,
+        burst: int = 1,
+        *,
+        tokens_per_minute: float | None = None,
+        input_tokens_per_minute: float | None = None,
+        output_tokens_per_minute: float | None = None,
+        token_burst: float | None = None,
+        headers: HeaderForm = "auto",
+    ) -> None:
+        """Enforce limits on ``model``: ``rps`` requests a second (``burst`` at once) and tokens per minute.
 
-        ``None`` puts one bucket over all models (an account-wide limit). A request over the limit gets the
-        provider's 429 with Retry-After set to the time until the next token, and consumes no script entry.
+        ``None`` puts the limits over all models (an account's). Each limit is a token bucket on the
+        emulator's clock. ``burst=1`` is a strict spacing: a request less than ``1/rps`` after the last one
+        admitted gets a 429 whose ``retry-after-ms`` says how early it was. A request counts its prompt (one
+        token per 4 characters) and its ``max_tokens`` (16 when it states none) at arrival, as Azure does,
+        against ``tokens_per_minute`` and the input/output limits (Anthropic's ITPM/OTPM); a token bucket holds
+        ``token_burst`` tokens, by default ten seconds of its limit. A request over any limit gets the
+        provider's 429 with Retry-After set to the time until it would pass, and consumes no script entry and
+        no tokens.
+
+        Every answer for the model states its limits in ``headers`` form (see ``HeaderForm``; ``"auto"``: the
+        route's provider's own), so clients can learn them: remaining counts, and resets as the time until
+        the bucket is full again.
         """
-        if rps <= 0 or burst < 1:
-            raise ValueError("rps must be positive and burst at least 1")
+        limits = build_limits(
+            rps,
+            burst,
+            {
+                "tokens": tokens_per_minute,
+                "input_tokens": input_tokens_per_minute,
+                "output_tokens": output_tokens_per_minute,
+            },
+            token_burst,
+            headers,
+        )
         with self._lock:
-            self._buckets[model_key(model)] = Bucket(float(rps), float(burst), float(burst), self._clock())
+            self._limits[model_key(model)] = limits
 
     def set_fault_rate(
         self,
@@ -261,38 +307,58 @@ class ProviderEmulator:
             self._records.clear()
             self._scripts.clear()
             self._defaults.clear()
-            self._buckets.clear()
+            self._limits.clear()
             self._chaos.clear()
             self._peak = dict(self._in_flight)
 
     # --- serving ---------------------------------------------------------------------------------------------
 
-    def _decide(self, model: str) -> tuple[Behaviour, Source, int]:
+    def _decide(self, route: Route) -> _Decision:
         """Pick the answer for one request (called with the lock held)."""
-        limit = 60
         now = self._clock()
-        for bucket in (self._buckets.get(model), self._buckets.get(None)):
-            if bucket is None:
-                continue
-            wait = bucket.take(now)
-            limit = max(1, round(bucket.rate * 60))
-            if wait is not None:
-                return Fault.rate_limit(math.ceil(wait * 1000) / 1000), "bucket", limit
+        cost = request_cost(route.body)
+        limits = [found for found in (self._limits.get(route.model), self._limits.get(None)) if found is not None]
+        if limits:
+            form = resolve(limits[0].headers, route.provider, AZURE_PATH.match(route.path) is not None)
+            limit = next((rpm for found in limits if (rpm := found.requests_per_minute) is not None), 60)
+            for index, found in enumerate(limits):
+                refusal = found.admit(now, cost)
+                if refusal is None:
+                    continue
+                for earlier in limits[:index]:
+                    earlier.refund(now, cost)
+                wait = math.ceil(refusal.wait * 1000 - 1e-6) / 1000  # up to the ms, float noise aside
+                return _Decision(
+                    Fault.rate_limit(wait),
+                    "bucket",
+                    cost,
+                    max(1, round(refusal.per_minute)),
+                    refusal.dimension,
+                    form,
+                    limit_headers(form, limits[0].readings(now), time.time()),
+                )
+            stated = limit_headers(form, limits[0].readings(now), time.time())
+            behaviour, source = self._scripted(route.model)
+            return _Decision(behaviour, source, cost, limit, "requests", form, stated)
+        behaviour, source = self._scripted(route.model)
+        return _Decision(behaviour, source, cost)
+
+    def _scripted(self, model: str) -> tuple[Behaviour, Source]:
         queue = self._scripts.get(model)
         if queue:
-            return queue.popleft(), "script", limit
+            return queue.popleft(), "script"
         chaos = self._chaos.get(model) or self._chaos.get(None)
         if chaos is not None and chaos.rng.random() < chaos.rate:
-            return chaos.rng.choice(chaos.faults), "random", limit
-        behaviour = self._defaults.get(model) or self._defaults.get(None) or Success()
-        return behaviour, "default", limit
+            return chaos.rng.choice(chaos.faults), "random"
+        return self._defaults.get(model) or self._defaults.get(None) or Success(), "default"
 
-    def _admit(self, route: Route, arrived: float, size: int) -> tuple[Behaviour, int, FaultResponse | None, str]:
+    def _admit(self, route: Route, arrived: float, size: int) -> tuple[_Decision, FaultResponse | None, str]:
         body, truncated = logged_body(route.body, size)
         with self._lock:
             request_id = f"emu{next(self._ids):06d}"
-            behaviour, source, limit = self._decide(route.model)
-            answer = self._error_for(behaviour, route, request_id, limit)
+            decision = self._decide(route)
+            behaviour = decision.behaviour
+            answer = self._error_for(behaviour, route, request_id, decision)
             self._records.append(
                 RequestRecord(
                     index=len(self._records),
@@ -302,17 +368,18 @@ class ProviderEmulator:
                     stream=route.stream,
                     timestamp=arrived,
                     outcome=behaviour.kind,
-                    source=source,
+                    source=decision.source,
                     status=status_of(behaviour.kind, answer),
                     body=body,
                     body_size=size,
                     body_truncated=truncated,
+                    tokens=decision.cost.input_tokens + decision.cost.output_tokens,
                 )
             )
             for key in (None, route.model):
                 self._in_flight[key] = self._in_flight.get(key, 0) + 1
                 self._peak[key] = max(self._peak.get(key, 0), self._in_flight[key])
-        return behaviour, limit, answer, request_id
+        return decision, answer, request_id
 
     def _release(self, model: str) -> None:
         with self._lock:
@@ -320,7 +387,7 @@ class ProviderEmulator:
                 self._in_flight[key] = self._in_flight.get(key, 0) - 1
 
     @staticmethod
-    def _error_for(behaviour: Behaviour, route: Route, request_id: str, limit: int) -> FaultResponse | None:
+    def _error_for(behaviour: Behaviour, route: Route, request_id: str, decision: _Decision) -> FaultResponse | None:
         """The HTTP answer of a fault that answers with a status and body (None: success, transport faults)."""
         if not isinstance(behaviour, Fault):
             return None
@@ -330,6 +397,10 @@ class ProviderEmulator:
         if fault.kind == "http":
             return FaultResponse(fault.status or 500, {}, dict(fault.headers))
         if is_error_kind(fault.kind):
+            rate_headers = None
+            if fault.kind == "rate_limit" and decision.stated is not None:
+                wait = 1.0 if fault.retry_after is None else fault.retry_after
+                rate_headers = {**retry_headers(decision.form, wait), **decision.stated}
             return error_response(
                 route.provider,
                 fault.kind,
@@ -337,7 +408,9 @@ class ProviderEmulator:
                 request_id,
                 status=fault.status,
                 retry_after=fault.retry_after,
-                limit=limit,
+                limit=decision.limit,
+                dimension=decision.dimension,
+                rate_headers=rate_headers,
             )
         return None
 
@@ -355,7 +428,7 @@ class ProviderEmulator:
         if route is None:
             send_not_found(handler)
             return
-        behaviour, limit, answer, request_id = self._admit(route, arrived, len(raw))
+        decision, answer, request_id = self._admit(route, arrived, len(raw))
         released = threading.Event()
 
         def release_once() -> None:
@@ -365,7 +438,7 @@ class ProviderEmulator:
 
         handler.finishing = release_once
         try:
-            self._answer(handler, route, behaviour, answer, request_id, limit)
+            self._answer(handler, route, decision, answer, request_id)
         except OSError:
             handler.close_connection = True  # the client went away (timed out, cancelled): nothing to answer
         finally:
@@ -376,21 +449,25 @@ class ProviderEmulator:
         self,
         handler: EmulatorHandler,
         route: Route,
-        behaviour: Behaviour,
+        decision: _Decision,
         answer: FaultResponse | None,
         request_id: str,
-        limit: int,
     ) -> None:
+        behaviour = decision.behaviour
         if behaviour.latency and not self._pause(behaviour.latency):
             drop(handler, reset=False)
             return
-        headers = {"content-type": "application/json", request_id_header(route.provider): request_id}
+        headers = {
+            "content-type": "application/json",
+            request_id_header(route.provider): request_id,
+            **(decision.stated or {}),
+        }
         if isinstance(behaviour, Success):
             self._succeed(handler, route, behaviour, headers, request_id)
             return
         fault = behaviour
         if answer is not None and fault.kind != "http" and answer.status < 400 and route.stream:
-            self._stream(handler, route, [stream_error_event(route.provider, answer)], request_id)
+            self._stream(handler, [stream_error_event(route.provider, answer)], headers)
         elif answer is not None:
             body = fault.body if fault.kind == "http" else json.dumps(answer.body).encode()
             send(handler, answer.status, {**headers, **answer.headers}, body)
@@ -403,11 +480,11 @@ class ProviderEmulator:
             if route.stream:
                 events = stream_events(route.provider, route.model, ["x"], 10, 1, request_id)
                 head = list(itertools.takewhile(lambda event: not event.content, events))
-                self._stream(handler, route, [*head, malformed_event(route.provider)], request_id)
+                self._stream(handler, [*head, malformed_event(route.provider)], headers)
             else:
                 send(handler, 200, headers, MALFORMED_BODY)
         elif fault.kind in ("stream_drop", "stream_error"):
-            self._fail_stream(handler, route, fault, headers, request_id, limit)
+            self._fail_stream(handler, route, fault, headers, request_id, decision)
 
     def _succeed(
         self, handler: EmulatorHandler, route: Route, ok: Success, headers: dict[str, str], request_id: str
@@ -431,7 +508,7 @@ class ProviderEmulator:
                 include_usage=include_usage(route.body),
                 tool_calls=planned.tool_calls,
             )
-            self._stream(handler, route, events, request_id, delay=ok.chunk_delay)
+            self._stream(handler, events, headers, delay=ok.chunk_delay)
             return
         body = success_body(
             route.provider,
@@ -451,7 +528,7 @@ class ProviderEmulator:
         fault: Fault,
         headers: dict[str, str],
         request_id: str,
-        limit: int,
+        decision: _Decision,
     ) -> None:
         pieces = split_text(fault.text)
         if not route.stream:  # stream_drop on a plain request: half the body, then the connection goes
@@ -475,32 +552,34 @@ class ProviderEmulator:
             cut.append(event)
             sent += event.content
         if fault.kind == "stream_drop":
-            self._stream(handler, route, cut, request_id, complete=False)
+            self._stream(handler, cut, headers, complete=False)
             return
         error = fault.error or Fault.overloaded()
-        answer = self._error_for(error, route, request_id, limit)
+        answer = self._error_for(error, route, request_id, decision)
         if answer is None:  # pragma: no cover - Fault.stream_error validates its error
             raise AssertionError(error)
         payload = error.body if error.kind == "http" else None
         event = StreamEvent(b"data: " + payload + b"\n\n") if payload else stream_error_event(route.provider, answer)
-        self._stream(handler, route, [*cut, event], request_id)
+        self._stream(handler, [*cut, event], headers)
 
     def _stream(
         self,
         handler: EmulatorHandler,
-        route: Route,
         events: Sequence[StreamEvent],
-        request_id: str,
+        headers: Mapping[str, str],
         *,
         delay: float = 0.0,
         complete: bool = True,
     ) -> None:
-        """Send ``events`` as a chunked SSE body; without ``complete`` the body is cut off (no final chunk)."""
+        """Send ``events`` as a chunked SSE body (with ``headers``, bar their content type); without
+        ``complete`` the body is cut off (no final chunk)."""
         handler.send_response(200)
         handler.send_header("content-type", "text/event-stream; charset=utf-8")
         handler.send_header("cache-control", "no-cache")
         handler.send_header("transfer-encoding", "chunked")
-        handler.send_header(request_id_header(route.provider), request_id)
+        for name, value in headers.items():
+            if name != "content-type":
+                handler.send_header(name, value)
         handler.end_headers()
         for index, event in enumerate(events):
             if index and delay and event.content and not self._pause(delay):

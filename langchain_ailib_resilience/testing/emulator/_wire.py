@@ -410,21 +410,26 @@ def error_response(
     status: int | None = None,
     retry_after: float | None = None,
     limit: int = 60,
+    dimension: str = "requests",
+    rate_headers: Mapping[str, str] | None = None,
 ) -> FaultResponse:
     """The provider's answer for a fault ``kind`` (``status`` only matters for ``server_error``).
 
     ``retry_after`` (seconds) is announced the provider's way: headers for OpenAI and Anthropic, a RetryInfo
-    detail for Gemini. ``limit`` is the request limit the rate-limit headers and messages report.
+    detail for Gemini. ``limit`` is the per-minute limit of ``dimension`` (``requests``, ``tokens``,
+    ``input_tokens``...) the messages and the default rate-limit headers report; ``rate_headers`` replaces
+    those headers (a model with configured limits states its real ones).
     """
     if kind == "rate_limit":
         wait = 1.0 if retry_after is None else retry_after
         if provider == "openai":
+            unit = "requests per min (RPM)" if dimension == "requests" else "tokens per min (TPM)"
             answer = _openai_error(
                 429,
-                f"Rate limit reached for {model} in organization org-emulator on requests per min (RPM): "
+                f"Rate limit reached for {model} in organization org-emulator on {unit}: "
                 f"Limit {limit}, Used {limit}, Requested 1. Please try again in {format_seconds(wait)}s. "
                 "Visit https://platform.openai.com/account/rate-limits to learn more.",
-                "requests",
+                "requests" if dimension == "requests" else "tokens",
                 "rate_limit_exceeded",
             )
         elif provider == "anthropic":
@@ -432,7 +437,7 @@ def error_response(
                 429,
                 "rate_limit_error",
                 "This request would exceed the rate limit for your organization of "
-                f"{limit} requests per minute. For details, refer to: "
+                f"{limit} {dimension.replace('_', ' ')} per minute. For details, refer to: "
                 "https://docs.claude.com/en/api/rate-limits. You can see the response headers for current "
                 "usage. Please reduce the prompt length or the maximum tokens requested, or try again later.",
                 request_id,
@@ -441,7 +446,8 @@ def error_response(
             answer = _gemini_error(
                 429, "RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota).", [_retry_info(wait)]
             )
-        return FaultResponse(answer.status, answer.body, _rate_limit_headers(provider, wait, limit))
+        headers = _rate_limit_headers(provider, wait, limit) if rate_headers is None else dict(rate_headers)
+        return FaultResponse(answer.status, answer.body, headers)
     if kind == "quota":
         if provider == "openai":
             return _openai_error(
