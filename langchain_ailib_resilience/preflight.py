@@ -13,8 +13,8 @@ from .clock import Clock
 from .config import ResilientConfig
 from .errors.classify import classify_error
 from .errors.codes import StandardErrorCode
-from .errors.exceptions import DeadlineExceededError
-from .policies.circuit_breaker import BreakerPermit
+from .errors.exceptions import DeadlineExceededError, ResilienceError
+from .policies.circuit_breaker import BreakerPermit, Transition
 from .registry import DEFAULT_REGISTRY, Registry, TargetState
 from .state._store import loop_running
 
@@ -26,16 +26,22 @@ async def _arefresh_breaker(state: TargetState) -> None:
         await arefresh()
 
 
+def says_nothing_of_provider(error: ResilienceError) -> bool:
+    """A local rejection (ours or a nested gate's) or our own deadline: nothing reached the provider, or what did
+    was cut short by us. Such outcomes free the ticket without a verdict."""
+    return error.local or isinstance(error, DeadlineExceededError)
+
+
 class Ticket:
-    """What a passed preflight holds; settle it once with ``success()``, ``failure(...)`` or ``release()``."""
+    """What a passed preflight holds; settle it once with ``success()``, ``failure(...)``, ``settle(error)`` or
+    ``release()``. Each returns the breaker's state change it caused, if any (``Transition``)."""
 
-    __slots__ = ("_settled", "changed_state", "permit", "state", "tokens")
+    __slots__ = ("_settled", "permit", "state", "tokens")
 
-    def __init__(self, state: TargetState, permit: BreakerPermit, tokens: float, changed_state: bool = False) -> None:
+    def __init__(self, state: TargetState, permit: BreakerPermit, tokens: float) -> None:
         self.state = state
         self.permit = permit
         self.tokens = tokens
-        self.changed_state = changed_state  # this admission turned the circuit half-open (report it once)
         self._settled = False
 
     @property
@@ -46,6 +52,15 @@ class Ticket:
     def settled(self) -> bool:
         return self._settled
 
+    @property
+    def transition(self) -> Transition | None:
+        """The change this admission made to the circuit (open → half-open), reported by the breaker."""
+        return self.permit.transition
+
+    @property
+    def changed_state(self) -> bool:
+        return self.permit.transition is not None
+
     def _free(self) -> bool:
         if self._settled:
             return False
@@ -54,17 +69,26 @@ class Ticket:
             self.state.backpressure.release()
         return True
 
-    def success(self) -> None:
+    def success(self) -> Transition | None:
         """The provider answered: count a success, free the permit."""
         if self._free():
-            self.state.breaker.record_success(self.permit)
+            return self.state.breaker.record_success(self.permit)
+        return None
 
-    def failure(self, error: BaseException | StandardErrorCode | None = None) -> None:
+    def failure(self, error: BaseException | StandardErrorCode | None = None) -> Transition | None:
         """The provider failed: count it if its code indicts the provider; free the permit."""
         if not self._free():
-            return
+            return None
         code = error if isinstance(error, StandardErrorCode) or error is None else classify_error(error).code
-        self.state.breaker.record_failure(self.permit, code)
+        return self.state.breaker.record_failure(self.permit, code)
+
+    def settle(self, error: ResilienceError) -> Transition | None:
+        """Settle with a normalised failure: the one place of the rule "a local rejection (a nested gate's) or our
+        own deadline says nothing about the provider: release; anything else is the provider's: count it"."""
+        if says_nothing_of_provider(error):
+            self.release()
+            return None
+        return self.failure(error.code)
 
     def release(self) -> None:
         """No verdict (cancelled, abandoned, caller error): free the permit and any probe slot."""
@@ -128,7 +152,7 @@ class PreflightChecker:
         whose state lives in a store is always ``None``: only ``acheck`` may talk to the store there."""
         if state.uses_store and loop_running():
             return None
-        permit, changed = self._admit(state)
+        permit = state.breaker.admit()
         limiter, backpressure = state.limiter, state.backpressure
         if limiter is not None and not limiter.try_acquire(tokens):
             state.breaker.release(permit)
@@ -136,13 +160,13 @@ class PreflightChecker:
         if backpressure is not None and not backpressure.try_acquire():
             self._give_back(state, permit, tokens if limiter is not None else 0.0)
             return None
-        return Ticket(state, permit, tokens if limiter is not None else 0.0, changed)
+        return Ticket(state, permit, tokens if limiter is not None else 0.0)
 
     def check(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
         """Reserve admission, ``tokens`` and a permit for ``target`` (blocking), or raise a local rejection."""
         state = target if isinstance(target, TargetState) else self.state(target)
         rate_wait, inflight_wait = self._bounds(state, deadline)
-        permit, changed = self._admit(state)
+        permit = state.breaker.admit()
         taken, holding = 0.0, False
         try:
             if state.limiter is not None:
@@ -151,11 +175,11 @@ class PreflightChecker:
             if state.backpressure is not None:
                 state.backpressure.acquire(timeout=inflight_wait)
                 holding = True
-            permit, changed = self._readmit_if_stale(state, permit, changed)
+            permit = self._readmit_if_stale(state, permit)
         except BaseException:
             self._give_back(state, permit, taken, holding)
             raise
-        return Ticket(state, permit, taken, changed)
+        return Ticket(state, permit, taken)
 
     async def acheck(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
         """Async ``check``; a cancelled caller gives back everything it held; a state store is only awaited."""
@@ -163,7 +187,7 @@ class PreflightChecker:
         rate_wait, inflight_wait = self._bounds(state, deadline)
         if state.uses_store:
             await _arefresh_breaker(state)
-        permit, changed = self._admit(state)
+        permit = state.breaker.admit()
         taken, holding = 0.0, False
         try:
             if state.limiter is not None:
@@ -172,28 +196,23 @@ class PreflightChecker:
             if state.backpressure is not None:
                 await state.backpressure.aacquire(timeout=inflight_wait)
                 holding = True
-            permit, changed = self._readmit_if_stale(state, permit, changed)
+            permit = self._readmit_if_stale(state, permit)
         except BaseException:
             self._give_back(state, permit, taken, holding)
             raise
-        return Ticket(state, permit, taken, changed)
+        return Ticket(state, permit, taken)
 
     @staticmethod
-    def _admit(state: TargetState) -> tuple[BreakerPermit, bool]:
-        """Admission, and whether this admission itself changed the circuit's state (open → half-open)."""
-        before = state.breaker.generation
-        permit = state.breaker.admit()
-        return permit, state.breaker.generation != before
-
-    @classmethod
-    def _readmit_if_stale(cls, state: TargetState, permit: BreakerPermit, changed: bool) -> tuple[BreakerPermit, bool]:
+    def _readmit_if_stale(state: TargetState, permit: BreakerPermit) -> BreakerPermit:
         """After waiting for a token or a permit, ask the breaker again if its state changed meanwhile: a circuit
         that opened while this caller queued must stop it here, before anything is sent."""
         if permit.generation == state.breaker.generation:
-            return permit, changed
+            return permit
         state.breaker.release(permit)
-        readmitted, changed_now = cls._admit(state)
-        return readmitted, changed or changed_now
+        readmitted = state.breaker.admit()
+        if permit.transition is not None and readmitted.transition is None:  # keep the change this caller made
+            return BreakerPermit(readmitted.generation, readmitted.probe, permit.transition)
+        return readmitted
 
     @staticmethod
     def _give_back(state: TargetState, permit: BreakerPermit, taken: float, holding: bool = False) -> None:

@@ -7,7 +7,9 @@
   half-open (computed from the clock) and admits at most ``half_open_max_calls`` concurrent probes.
 - Every admission carries the breaker's generation; outcomes from an earlier generation are ignored (Polly #217).
 - Only failures that indict the provider count (``StandardErrorCode.indicts_provider``); caller errors are neutral.
-- Listeners get exactly one call per state change, outside the lock.
+- Listeners get exactly one call per state change, outside the lock; and the caller whose admission or outcome
+  caused a change is told of it directly (``BreakerPermit.transition``, the ``Transition`` that ``record_*``
+  return), so nobody has to compare state before and after.
 """
 
 from __future__ import annotations
@@ -33,12 +35,18 @@ class CircuitState(StrEnum):
     HALF_OPEN = "half_open"
 
 
+Transition = tuple[CircuitState, CircuitState]
+"""``(from_state, to_state)`` of one change of a breaker's state."""
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerPermit:
-    """Proof of admission: which generation admitted the call and whether it is a half-open probe."""
+    """Proof of admission: which generation admitted the call, whether it is a half-open probe, and the change
+    this admission itself made (open → half-open), if any."""
 
     generation: int
     probe: bool = False
+    transition: Transition | None = None
 
 
 StateListener = Callable[[str, CircuitState, CircuitState], None]
@@ -186,7 +194,7 @@ class CircuitBreaker:
                     return self._closed_permit
                 if state is CircuitState.HALF_OPEN and self._probes_in_flight < self.config.half_open_max_calls:
                     self._probes_in_flight += 1
-                    return BreakerPermit(self.generation, probe=True)
+                    return BreakerPermit(self.generation, probe=True, transition=changes[-1] if changes else None)
                 self.rejected_total += 1
                 if state is CircuitState.OPEN:
                     left = None if self._forced_open else max(0.0, self._opened_at + self._cooldown - self._clock.now())
@@ -204,24 +212,24 @@ class CircuitBreaker:
             if changes:
                 self._notify(changes)
 
-    def record_success(self, permit: BreakerPermit) -> None:
-        """The provider answered well."""
+    def record_success(self, permit: BreakerPermit) -> Transition | None:
+        """The provider answered well. Returns the state change this caused, if any."""
         if permit is self._closed_permit and self.config.mode == "consecutive" and not self._consecutive_failures:
-            return  # fast path: nothing to reset
-        self._record(permit, failed=False)
+            return None  # fast path: nothing to reset
+        return self._record(permit, failed=False)
 
-    def record_failure(self, permit: BreakerPermit, code: StandardErrorCode | None = None) -> None:
+    def record_failure(self, permit: BreakerPermit, code: StandardErrorCode | None = None) -> Transition | None:
         """The call failed with ``code``; only provider-indicting codes count (``None`` counts as a failure).
+        Returns the state change this caused, if any.
 
         A spent quota (E2002) opens the circuit for ``quota_cooldown_seconds`` when that is set.
         """
         if code is StandardErrorCode.QUOTA_EXHAUSTED and self.config.quota_cooldown_seconds is not None:
-            self._hold_open(permit, self.config.quota_cooldown_seconds)
-            return
+            return self._hold_open(permit, self.config.quota_cooldown_seconds)
         if code is not None and not code.indicts_provider:
             self.release(permit)
-            return
-        self._record(permit, failed=True)
+            return None
+        return self._record(permit, failed=True)
 
     def release(self, permit: BreakerPermit) -> None:
         """The call ended without a verdict on the provider (caller error, cancellation): free a probe slot."""
@@ -231,13 +239,13 @@ class CircuitBreaker:
             if permit.generation == self.generation and self._probes_in_flight > 0:
                 self._probes_in_flight -= 1
 
-    def _record(self, permit: BreakerPermit, *, failed: bool) -> None:
+    def _record(self, permit: BreakerPermit, *, failed: bool) -> Transition | None:
         if self._disabled:
-            return
+            return None
         changes: list[tuple[CircuitState, CircuitState]] = []
         with self._lock:
             if permit.generation != self.generation:
-                return  # admitted before the last state change: its outcome says nothing about now
+                return None  # admitted before the last state change: its outcome says nothing about now
             if self._state is CircuitState.HALF_OPEN:
                 if permit.probe and self._probes_in_flight > 0:
                     self._probes_in_flight -= 1
@@ -261,13 +269,15 @@ class CircuitBreaker:
                         self._open(changes, from_probe=False)
         if changes:
             self._notify(changes)
+            return changes[-1]
+        return None
 
-    def _hold_open(self, permit: BreakerPermit, seconds: float) -> None:
+    def _hold_open(self, permit: BreakerPermit, seconds: float) -> Transition | None:
         """Open (or keep open) for at least ``seconds`` from now, whatever the state and the permit's age: a spent
         quota is a fact about the account, not a sample of the provider's health."""
         if self._disabled:
             self.release(permit)
-            return
+            return None
         changes: list[tuple[CircuitState, CircuitState]] = []
         with self._lock:
             if permit.probe and permit.generation == self.generation and self._probes_in_flight > 0:
@@ -281,6 +291,8 @@ class CircuitBreaker:
                 self._transition(CircuitState.OPEN, changes)
         if changes:
             self._notify(changes)
+            return changes[-1]
+        return None
 
     def _window_record(self, failed: bool) -> bool:
         now = self._clock.now()

@@ -21,7 +21,7 @@ from typing import Any
 from ...clock import Clock
 from ...config import ConfigError, ResilientConfig
 from ...events import EventListener
-from ...executor import AttemptContext, Candidate, ResilientExecutor
+from ...executor import AttemptContext, Candidate, ResilientExecutor, aserve, serve
 from ...registry import Registry
 from ._common import coerce_config, managed_call_id, provider_and_model, target_key
 
@@ -302,22 +302,23 @@ async def resilient_acompletion(
     return await executor.run([call(target) for target in targets])
 
 
+def _stream_candidates(targets: list[_Target], attempt: Any) -> list[Candidate[Any]]:
+    def call(target: _Target) -> Candidate[Any]:
+        return Candidate(target.name, lambda ctx: attempt(_attempt_kwargs(target, ctx)), target.provider, target.model)
+
+    return [call(target) for target in targets]
+
+
 async def _astream(executor: ResilientExecutor, targets: list[_Target]) -> ResilientAsyncStream:
-    served: list[str] = []
-
-    def call(target: _Target) -> Candidate[AsyncIterator[Any]]:
-        def fn(ctx: AttemptContext) -> AsyncIterator[Any]:
-            served.append(target.name)
-            return _attempt_astream(_attempt_kwargs(target, ctx))
-
-        return Candidate(target.name, fn, provider=target.provider, model=target.model)
-
-    source = executor.astream([call(target) for target in targets])
+    # The first chunk is read once, by the executor's opener; ``aserve`` hands it out first and settles the
+    # ticket. Starting it here means a stream dropped unfinished is closed (and its permit freed) by the loop.
+    opened = await executor.aopen_stream(_stream_candidates(targets, _attempt_astream))
+    source = aserve(opened)
     try:
         first = await source.__anext__()
     except StopAsyncIteration:
-        return ResilientAsyncStream(None, _NOTHING, served[-1] if served else None)
-    return ResilientAsyncStream(source, first, served[-1])
+        return ResilientAsyncStream(None, _NOTHING, opened.target)
+    return ResilientAsyncStream(source, first, opened.target)
 
 
 def resilient_completion(
@@ -352,18 +353,10 @@ def resilient_completion(
 
 
 def _stream(executor: ResilientExecutor, targets: list[_Target]) -> ResilientStream:
-    served: list[str] = []
-
-    def call(target: _Target) -> Candidate[Iterator[Any]]:
-        def fn(ctx: AttemptContext) -> Iterator[Any]:
-            served.append(target.name)
-            return _attempt_stream(_attempt_kwargs(target, ctx))
-
-        return Candidate(target.name, fn, provider=target.provider, model=target.model)
-
-    source = executor.stream([call(target) for target in targets])
+    opened = executor.open_stream(_stream_candidates(targets, _attempt_stream))
+    source = serve(opened)
     try:
         first = next(source)
     except StopIteration:
-        return ResilientStream(None, _NOTHING, served[-1] if served else None)
-    return ResilientStream(source, first, served[-1])
+        return ResilientStream(None, _NOTHING, opened.target)
+    return ResilientStream(source, first, opened.target)
