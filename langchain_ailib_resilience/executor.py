@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from .clock import SYSTEM_CLOCK, Clock
@@ -218,7 +218,7 @@ class OpenedStream(Generic[S, T]):
         return self.first is _EMPTY
 
 
-async def aserve(opened: OpenedStream[AsyncIterator[T], T]) -> AsyncIterator[T]:
+async def aserve(opened: OpenedStream[AsyncIterator[T], T]) -> AsyncGenerator[T, None]:
     """The chunks of an opened stream; settles its ticket when the stream ends, fails, or is closed early."""
     core, stream = opened.core, opened.stream
     try:
@@ -235,7 +235,7 @@ async def aserve(opened: OpenedStream[AsyncIterator[T], T]) -> AsyncIterator[T]:
         await _aclose(stream)
 
 
-def serve(opened: OpenedStream[Iterator[T], T]) -> Iterator[T]:
+def serve(opened: OpenedStream[Iterator[T], T]) -> Generator[T, None, None]:
     """Sync ``aserve``."""
     core, stream = opened.core, opened.stream
     try:
