@@ -162,7 +162,7 @@ def call_listeners() -> tuple[EventListener, ...]:
     observers = _observers.all
     if not observers:
         return ()
-    found = []
+    found: tuple[EventListener, ...] = ()
     for observer in observers:
         try:
             listener = observer()
@@ -170,8 +170,8 @@ def call_listeners() -> tuple[EventListener, ...]:
             logger.exception("resilience call observer %r failed", observer)
             continue
         if listener is not None:
-            found.append(listener)
-    return tuple(found)
+            found = (*found, listener)
+    return found
 
 
 def emit(listeners: Iterable[EventListener], event: ResilienceEvent, *, subscribers: bool = True) -> None:

@@ -23,6 +23,7 @@ numbers; the one free-text field, a failed span's status description, is redacte
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -58,18 +59,20 @@ _PROVIDER_NAMES = {
 
 def _sdk_configured() -> bool:
     """Whether the application set a global tracer or meter provider (both are set-once)."""
-    # The API keeps them in module globals; reading those costs nanoseconds, get_tracer_provider() reads os.environ.
-    return (
-        getattr(trace, "_TRACER_PROVIDER", None) is not None
-        or getattr(_metrics_internal, "_METER_PROVIDER", None) is not None
-    )
+    # The API keeps them in module globals: reading those costs nanoseconds, get_tracer_provider() reads
+    # os.environ. tests/observability checks that the API still has them. Inlined in OTelInstrumentation.
+    return trace._TRACER_PROVIDER is not None or _metrics_internal._METER_PROVIDER is not None
 
 
 def endpoint_attributes(target: str, detail: dict[str, Any]) -> dict[str, Any]:
     """``gen_ai.*`` and ``server.*`` attributes of an attempt on ``target`` (names only, never credentials)."""
+    provider, model = detail.get("provider"), detail.get("model")
+    return dict(_endpoint_attributes(target, provider and str(provider), model and str(model)))
+
+
+@functools.lru_cache(maxsize=1024)  # a process calls few targets, each many times: parse each once
+def _endpoint_attributes(target: str, provider: str | None, model: str | None) -> tuple[tuple[str, Any], ...]:
     model_part, base, _deployment = split_target(target)
-    provider = detail.get("provider")
-    model = detail.get("model")
     head, sep, tail = model_part.partition("/")
     if sep and head and tail:
         provider = provider or head
@@ -88,7 +91,7 @@ def endpoint_attributes(target: str, detail: dict[str, Any]) -> dict[str, Any]:
             attributes["server.address"] = host
             if port is not None:
                 attributes["server.port"] = port
-    return attributes
+    return tuple(attributes.items())
 
 
 class _Instruments:
@@ -148,12 +151,13 @@ class OTelInstrumentation(events.Hook):
 
     def __call__(self) -> EventListener | None:
         """The call observer: a listener for a call starting now, or ``None`` while nothing would record it."""
-        if not self.explicit and not _sdk_configured():
-            return None
-        return _CallRecorder(self)
+        # _sdk_configured(), inlined: this runs at the start of every call of the process.
+        if self.explicit or trace._TRACER_PROVIDER is not None or _metrics_internal._METER_PROVIDER is not None:
+            return _CallRecorder(self)
+        return None
 
     def _attach(self) -> Callable[[], None]:
-        return events.observe_calls(self)
+        return events.observe_calls(self.__call__)  # a bound method is quicker to call than the instance
 
 
 class _CallRecorder:

@@ -238,3 +238,11 @@ def test_endpoint_attributes_never_carry_credentials() -> None:
         "gen_ai.request.model": "gpt-4o",
         "gen_ai.provider.name": "openai",
     }
+
+
+def test_the_api_still_keeps_its_global_providers_where_we_read_them() -> None:
+    # OTelInstrumentation reads these module globals at the start of every call (get_tracer_provider() is slower).
+    from opentelemetry import trace
+    from opentelemetry.metrics import _internal as metrics_internal
+
+    assert hasattr(trace, "_TRACER_PROVIDER") and hasattr(metrics_internal, "_METER_PROVIDER")
