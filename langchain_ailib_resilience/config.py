@@ -78,11 +78,16 @@ class RateLimiterConfig(_Frozen):
     ``requests_per_second=None`` (the default) means no local limit. ``max_wait`` bounds how long a caller
     queues for a token: a longer wait is rejected at once with ``RateLimitExceededError`` (retry_after set),
     which sends the call to the next target.
+
+    ``pause_on_retry_after`` (on by default): a 429/503 carrying a Retry-After (any form the library parses)
+    pauses the whole target, every caller (and, with ``state_url``, every process), until then, whether or not
+    a rate is configured.
     """
 
     requests_per_second: float | None = Field(None, gt=0.0)
     burst_size: StrictInt | None = Field(None, ge=1)
     max_wait: float | None = Field(30.0, ge=0.0, le=LONGEST_WAIT)
+    pause_on_retry_after: bool = True
 
     @property
     def enabled(self) -> bool:

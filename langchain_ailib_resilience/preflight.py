@@ -76,11 +76,16 @@ class Ticket:
         return None
 
     def failure(self, error: BaseException | StandardErrorCode | None = None) -> Transition | None:
-        """The provider failed: count it if its code indicts the provider; free the permit."""
+        """The provider failed: count it if its code indicts the provider; free the permit. An exception (not
+        a bare code) also teaches the target: a 429/503 with Retry-After pauses it for every caller."""
         if not self._free():
             return None
-        code = error if isinstance(error, StandardErrorCode) or error is None else classify_error(error).code
-        return self.state.breaker.record_failure(self.permit, code)
+        if isinstance(error, StandardErrorCode) or error is None:
+            return self.state.breaker.record_failure(self.permit, error)
+        normalised = error if isinstance(error, ResilienceError) else classify_error(error)
+        transition = self.state.breaker.record_failure(self.permit, normalised.code)
+        self.state.feedback(normalised)
+        return transition
 
     def settle(self, error: ResilienceError) -> Transition | None:
         """Settle with a normalised failure: the one place of the rule "a local rejection (a nested gate's) or our
@@ -88,7 +93,7 @@ class Ticket:
         if says_nothing_of_provider(error):
             self.release()
             return None
-        return self.failure(error.code)
+        return self.failure(error)
 
     def release(self) -> None:
         """No verdict (cancelled, abandoned, caller error): free the permit and any probe slot."""
@@ -152,6 +157,8 @@ class PreflightChecker:
         whose state lives in a store is always ``None``: only ``acheck`` may talk to the store there."""
         if state.uses_store and loop_running():
             return None
+        if state.gate is not None and state.gate.remaining() > 0:
+            return None
         permit = state.breaker.admit()
         limiter, backpressure = state.limiter, state.backpressure
         if limiter is not None and not limiter.try_acquire(tokens):
@@ -166,6 +173,13 @@ class PreflightChecker:
         """Reserve admission, ``tokens`` and a permit for ``target`` (blocking), or raise a local rejection."""
         state = target if isinstance(target, TargetState) else self.state(target)
         rate_wait, inflight_wait = self._bounds(state, deadline)
+        gate = state.gate
+        if gate is not None:
+            if not loop_running():
+                gate.sync()
+            until = None if rate_wait is None else self.clock.now() + rate_wait
+            while (left := gate.wait_needed(self._left(until), state.target)) > 0:
+                self.clock.sleep(left)
         permit = state.breaker.admit()
         taken, holding = 0.0, False
         try:
@@ -187,6 +201,12 @@ class PreflightChecker:
         rate_wait, inflight_wait = self._bounds(state, deadline)
         if state.uses_store:
             await _arefresh_breaker(state)
+        gate = state.gate
+        if gate is not None:
+            await gate.async_sync()
+            until = None if rate_wait is None else self.clock.now() + rate_wait
+            while (left := gate.wait_needed(self._left(until), state.target)) > 0:
+                await self.clock.asleep(left)
         permit = state.breaker.admit()
         taken, holding = 0.0, False
         try:
@@ -201,6 +221,9 @@ class PreflightChecker:
             self._give_back(state, permit, taken, holding)
             raise
         return Ticket(state, permit, taken)
+
+    def _left(self, until: float | None) -> float | None:
+        return None if until is None else max(0.0, until - self.clock.now())
 
     @staticmethod
     def _readmit_if_stale(state: TargetState, permit: BreakerPermit) -> BreakerPermit:

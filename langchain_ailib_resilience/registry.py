@@ -25,9 +25,11 @@ from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ConfigError, ResilientConfig
+from .errors.exceptions import ResilienceError
 from .events import publish_transition
 from .policies.backpressure import Backpressure
 from .policies.circuit_breaker import CircuitBreaker
+from .policies.pause import PauseGate, pause_asked
 from .policies.rate_limiter import RateLimiter
 from .policies.retry import RetryBudget
 from .signals import TargetSignals
@@ -49,6 +51,22 @@ class TargetState:
     """Set when its registry is cleared: whoever cached this state must ask the registry again."""
     uses_store: bool = False
     """Limiter or breaker talk to a state store (``state_url``): async paths must await it, never call it."""
+    gate: PauseGate | None = None
+    """The provider's pause for a target with no limiter (a limiter keeps it in its bucket); ``None`` when off."""
+
+    def pause(self, seconds: float) -> None:
+        """Hold every caller of this target for ``seconds`` (in every process, with a store)."""
+        if self.limiter is not None:
+            self.limiter.pause(seconds)
+        elif self.gate is not None:
+            self.gate.pause(seconds)
+
+    def feedback(self, error: ResilienceError) -> None:
+        """What a failed attempt teaches the target: a provider's 429/503 with Retry-After pauses it."""
+        if self.config.rate_limiter.pause_on_retry_after:
+            seconds = pause_asked(error)
+            if seconds > 0:
+                self.pause(seconds)
 
     def signals(self) -> TargetSignals:
         breaker = self.breaker
@@ -87,6 +105,14 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
         else None
     )
     breaker = _build_breaker(target, config, clock)
+    gate: PauseGate | None = None
+    if limiter is None and rl.pause_on_retry_after:
+        if config.state_url:
+            from .state import build_pause_gate
+
+            gate = build_pause_gate(target, config, clock)
+        else:
+            gate = PauseGate(clock)
     return TargetState(
         target=target,
         config=config,
@@ -96,7 +122,9 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
         budget=RetryBudget(config.retry.budget, clock) if config.retry.budget is not None else None,
         state_backend=backend,
         clock=clock,
-        uses_store=bool(config.state_url) and (limiter is not None or hasattr(breaker, "arefresh")),
+        uses_store=bool(config.state_url)
+        and (limiter is not None or hasattr(breaker, "arefresh") or (gate is not None and gate.shared)),
+        gate=gate,
     )
 
 

@@ -15,6 +15,7 @@ import threading
 from ..clock import Clock
 from ..config import ConfigError, ResilientConfig
 from ..policies.circuit_breaker import CircuitBreaker
+from ..policies.pause import PauseGate
 from ._breaker import SharedCircuitBreaker
 from ._limiter import LOCAL_FALLBACK, SharedRateLimiter
 from ._redis import BUCKET_SCRIPT, RedisStateStore, redact_url
@@ -22,6 +23,7 @@ from ._store import BucketReply, BucketStore, FlagStore, MemoryStateStore, State
 
 KEY_PREFIX = "ailib:rl:"
 BREAKER_KEY_PREFIX = "ailib:cb:"
+PAUSE_KEY_PREFIX = "ailib:pause:"
 
 _stores_lock = threading.Lock()
 _redis_stores: dict[str, RedisStateStore] = {}
@@ -35,6 +37,18 @@ def bucket_key(target: str) -> str:
 def breaker_key(target: str) -> str:
     """The store key of a target's shared "circuit open" flag."""
     return f"{BREAKER_KEY_PREFIX}{{{target}}}"
+
+
+def pause_key(target: str) -> str:
+    """The store key of a target's shared pause (for targets with no rate limit, whose bucket would hold it)."""
+    return f"{PAUSE_KEY_PREFIX}{{{target}}}"
+
+
+def build_pause_gate(target: str, config: ResilientConfig, clock: Clock) -> PauseGate:
+    """``target``'s pause gate, its pause shared through ``config.state_url`` when set."""
+    if not config.state_url:
+        return PauseGate(clock)
+    return PauseGate(clock, _store_for(config.state_url, clock), pause_key(target))
 
 
 def redis_store(url: str) -> RedisStateStore:
@@ -88,6 +102,7 @@ __all__ = [
     "BUCKET_SCRIPT",
     "KEY_PREFIX",
     "LOCAL_FALLBACK",
+    "PAUSE_KEY_PREFIX",
     "BucketReply",
     "BucketStore",
     "FlagStore",
@@ -99,6 +114,8 @@ __all__ = [
     "breaker_key",
     "bucket_key",
     "build_breaker",
+    "build_pause_gate",
     "build_shared_limiter",
+    "pause_key",
     "redis_store",
 ]

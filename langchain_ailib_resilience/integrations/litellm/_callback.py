@@ -616,7 +616,7 @@ def _settle_failure(taken: list[_Held], exception: BaseException, *, mid_stream:
         elif held.stream and error.code is StandardErrorCode.UNKNOWN:
             held.ticket.failure(StandardErrorCode.SERVER_ERROR)  # the provider's stream broke off
         else:
-            held.ticket.failure(error.code)
+            held.ticket.failure(error)
         held.failed(error, mid_stream and held.stream)
 
 
