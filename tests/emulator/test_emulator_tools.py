@@ -69,6 +69,13 @@ def test_offered_tools_get_a_call_with_arguments_from_the_schema_and_the_prompt(
     assert message.tool_calls[0]["id"]
 
 
+@pytest.mark.parametrize("kind", PROVIDERS)
+def test_text_the_prompt_quotes_fills_string_arguments(provider_emulator: ProviderEmulator, kind: str) -> None:
+    model = chat(kind, provider_emulator).bind_tools([get_weather])
+    message = call(model, "Weather in '東京' for 3 days? It's \"urgent\", don't wait", stream=False)
+    assert message.tool_calls[0]["args"] == {"city": "東京", "days": 3}  # apostrophes in words quote nothing
+
+
 @pytest.mark.parametrize("stream", [False, True], ids=["invoke", "stream"])
 @pytest.mark.parametrize("kind", PROVIDERS)
 def test_a_named_tool_choice_is_obeyed_and_none_means_text(
@@ -122,6 +129,9 @@ def test_a_scripted_json_answer_is_sent_as_is(provider_emulator: ProviderEmulato
 def test_json_mode_gets_a_json_object(provider_emulator: ProviderEmulator) -> None:
     model = chat("openai", provider_emulator).bind(response_format={"type": "json_object"})
     assert json.loads(model.invoke("hi").text) == {"answer": "Hello from the provider emulator."}
+    asked = model.invoke("Return a JSON with 'setup' and 'punchline' keys, or \"the usual\"")
+    text = "Hello from the provider emulator."
+    assert json.loads(asked.text) == {"setup": text, "punchline": text}  # the keys the prompt quotes
     provider_emulator.script("m", Success(text='{"city": "Rome", "temperature": 30}'))
     structured = chat("openai", provider_emulator).with_structured_output(Answer, method="json_mode")
     assert structured.invoke("hi") == Answer(city="Rome", temperature=30)

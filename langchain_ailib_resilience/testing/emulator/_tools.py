@@ -9,10 +9,12 @@ The emulator answers the way the real APIs do, so tool calling and structured ou
   a named function, Anthropic ``any``/``tool``), or when tools are offered, the choice is automatic and the
   conversation does not end with a tool result (so an agent loop gets a tool call, then a text answer). The
   arguments are generated from the tool's JSON schema: numbers found in the last user message fill numeric
-  fields in order, other fields get a plain example value.
+  fields in order, text it quotes (``'...'`` or ``"..."``) fills string fields in order, other fields get a plain
+  example value.
 - **Structured output** (OpenAI ``response_format``, Anthropic ``output_config.format``): ``json_schema`` gets
   a JSON object valid for the schema (the scripted text itself when it is already JSON); ``json_object`` gets
-  the scripted text when it is JSON, else ``{"answer": text}``.
+  the scripted text when it is JSON, else an object with the keys the last user message quotes (a prompt asking
+  for "a JSON with 'setup' and 'punchline' keys"), each holding the text, or ``{"answer": text}``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,18 @@ from ._wire import ProviderFormat, ToolCall
 __all__ = ["ToolCall", "plan_success"]
 
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+# Quoted text: 'x' or "x", the opening quote not inside a word (so "it's" and "don't" quote nothing).
+_QUOTED = re.compile(r"(?<!\w)(?:'([^'\n]+)'|\"([^\"\n]+)\")(?!\w)")
+_KEY = re.compile(r"[A-Za-z_]\w*")
+
+
+@dataclass(slots=True)
+class Prompt:
+    """What the last user message offers to fill a schema with, consumed in order."""
+
+    numbers: list[float]
+    strings: list[str]
+    keys: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +72,19 @@ def plan_success(
             chosen = None
         if chosen is not None:
             name, schema = chosen
-            arguments = example_for(schema, _numbers(provider, body), _defs(schema))
+            arguments = example_for(schema, _prompt(provider, body), _defs(schema))
             return Planned("", _with_ids(provider, [ToolCall(name, arguments)], request_id))
     if scripted_text:
         return Planned(text, ())
     if provider == "openai":
-        text = _structured_text(body.get("response_format"), text, _numbers(provider, body))
+        text = _structured_text(body.get("response_format"), text, _prompt(provider, body))
     elif provider == "anthropic":
         config = body.get("output_config") or {}
         output_format = config.get("format") if isinstance(config, Mapping) else None
         output_format = output_format or body.get("output_format")  # the structured-outputs beta's spelling
         if isinstance(output_format, Mapping) and output_format.get("type") == "json_schema":
             wrapped = {"type": "json_schema", "json_schema": {"schema": output_format.get("schema") or {}}}
-            text = _structured_text(wrapped, text, _numbers(provider, body))
+            text = _structured_text(wrapped, text, _prompt(provider, body))
     return Planned(text, ())
 
 
@@ -191,8 +205,14 @@ def _last_user_text(provider: ProviderFormat, body: Mapping[str, Any]) -> str:
     return ""
 
 
-def _numbers(provider: ProviderFormat, body: Mapping[str, Any]) -> list[float]:
-    return [float(n) for n in _NUMBER.findall(_last_user_text(provider, body))]
+def _prompt(provider: ProviderFormat, body: Mapping[str, Any]) -> Prompt:
+    text = _last_user_text(provider, body)
+    strings = [single or double for single, double in _QUOTED.findall(text)]
+    return Prompt(
+        numbers=[float(n) for n in _NUMBER.findall(text)],
+        strings=strings,
+        keys=tuple(s for s in strings if _KEY.fullmatch(s)),
+    )
 
 
 # --- example values from a JSON schema ---------------------------------------------------------------------------
@@ -203,13 +223,13 @@ def _defs(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     return defs if isinstance(defs, Mapping) else {}
 
 
-def example_for(schema: Any, numbers: list[float], defs: Mapping[str, Any], depth: int = 0) -> Any:
+def example_for(schema: Any, prompt: Prompt, defs: Mapping[str, Any], depth: int = 0) -> Any:
     """A value valid for ``schema`` (the JSON Schema subset tool and output schemas use)."""
     if not isinstance(schema, Mapping) or depth > 8:
         return "example"
     ref = schema.get("$ref")
     if isinstance(ref, str):
-        return example_for(defs.get(ref.rsplit("/", 1)[-1], {}), numbers, defs, depth + 1)
+        return example_for(defs.get(ref.rsplit("/", 1)[-1], {}), prompt, defs, depth + 1)
     if "const" in schema:
         return schema["const"]
     if schema.get("enum"):
@@ -219,25 +239,25 @@ def example_for(schema: Any, numbers: list[float], defs: Mapping[str, Any], dept
     for key in ("anyOf", "oneOf", "allOf"):
         options = [o for o in schema.get(key) or () if isinstance(o, Mapping) and o.get("type") != "null"]
         if options:
-            return example_for(options[0], numbers, defs, depth + 1)
+            return example_for(options[0], prompt, defs, depth + 1)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next((k for k in kind if k != "null"), "string")
     if kind == "object" or (kind is None and "properties" in schema):
         properties = schema.get("properties") or {}
-        return {name: example_for(sub, numbers, defs, depth + 1) for name, sub in properties.items()}
+        return {name: example_for(sub, prompt, defs, depth + 1) for name, sub in properties.items()}
     if kind == "array":
-        return [example_for(schema.get("items") or {}, numbers, defs, depth + 1)]
+        return [example_for(schema.get("items") or {}, prompt, defs, depth + 1)]
     if kind == "integer":
-        return int(numbers.pop(0)) if numbers else 1
+        return int(prompt.numbers.pop(0)) if prompt.numbers else 1
     if kind == "number":
-        return numbers.pop(0) if numbers else 1.0
+        return prompt.numbers.pop(0) if prompt.numbers else 1.0
     if kind == "boolean":
         return True
-    return "example"
+    return prompt.strings.pop(0) if prompt.strings else "example"
 
 
-def _structured_text(response_format: Any, text: str, numbers: list[float]) -> str:
+def _structured_text(response_format: Any, text: str, prompt: Prompt) -> str:
     if not isinstance(response_format, Mapping):
         return text
     kind = response_format.get("type")
@@ -250,8 +270,8 @@ def _structured_text(response_format: Any, text: str, numbers: list[float]) -> s
     else:
         return text
     if kind == "json_object":
-        return json.dumps({"answer": text})
+        return json.dumps(dict.fromkeys(prompt.keys or ("answer",), text))
     spec = response_format.get("json_schema") or {}
     schema = spec.get("schema") if isinstance(spec, Mapping) else None
     schema = schema if isinstance(schema, Mapping) else {}
-    return json.dumps(example_for(schema, numbers, _defs(schema)))
+    return json.dumps(example_for(schema, prompt, _defs(schema)))
