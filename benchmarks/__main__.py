@@ -1,6 +1,6 @@
 """Run the benchmarks and write BENCHMARKS.md: ``python -m benchmarks [--quick] [--only NAME ...]``.
 
-Benchmarks: overhead, otel, limiter, goodput, outage, scale (this package against its peers, one module each), plus
+Benchmarks: overhead, otel, limiter, goodput, outage, scale, pacing (this package against its peers, one module each), plus
 any of ``bench_langchain``, ``bench_litellm`` and ``bench_redis`` that exist (other people's modules: they run as
 ``python -m benchmarks.<name>`` and their output is included verbatim; skipped by ``--quick``).
 
@@ -28,7 +28,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 from ._report import DEFAULT_OUTPUT, ROOT, Options, Section, Target, write_markdown
 
-OURS = ("overhead", "otel", "limiter", "goodput", "outage", "scale")
+OURS = ("overhead", "otel", "limiter", "goodput", "outage", "scale", "pacing")
 EXTERNAL = ("langchain", "litellm", "redis")
 EXTERNAL_TIMEOUT = 600.0
 

@@ -65,6 +65,12 @@ def _serve() -> None:
                     result: Any = _summary(emulator, *args)
                 elif name == "timestamps":
                     result = [r.timestamp for r in emulator.requests if not args or r.model == args[0]]
+                elif name == "records":  # (arrival, status, tokens counted, the body's "user") per request
+                    result = [
+                        [r.timestamp, r.status, r.tokens, r.body.get("user")]
+                        for r in emulator.requests
+                        if not args or r.model == args[0]
+                    ]
                 else:
                     result = getattr(emulator, name)(*args, **{k: _decode(v) for k, v in kwargs.items()})
                 reply = {"ok": result}

@@ -228,7 +228,7 @@ def write_markdown(path: Path, sections: Sequence[Section], started: _dt.datetim
         existing[section.name] = body
         if section.name not in order:
             order.append(section.name)
-    preferred = ["overhead", "otel", "limiter", "goodput", "outage", "scale"]
+    preferred = ["overhead", "otel", "limiter", "goodput", "outage", "scale", "pacing"]
     seen = list(order)
     order.sort(key=lambda name: (preferred.index(name) if name in preferred else len(preferred), seen.index(name)))
     parts = [header(started, command), _summary(existing, order)]

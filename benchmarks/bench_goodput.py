@@ -168,7 +168,7 @@ def contenders(base: str, quick: bool = False) -> list[tuple[str, bool, Callable
     return out
 
 
-async def drive(call: AsyncCall, duration: float, result: Result) -> None:
+async def drive(call: AsyncCall, duration: float, result: Result, callers: int = CALLERS) -> None:
     start = time.perf_counter()
     end = start + duration
 
@@ -189,7 +189,7 @@ async def drive(call: AsyncCall, duration: float, result: Result) -> None:
                 result.latencies.append(done - began)
 
     cpu = time.process_time()
-    tasks = [asyncio.create_task(caller()) for _ in range(CALLERS)]
+    tasks = [asyncio.create_task(caller()) for _ in range(callers)]
     await asyncio.sleep(max(0.0, end - time.perf_counter()))
     for task in tasks:
         task.cancel()
