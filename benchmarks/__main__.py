@@ -1,8 +1,8 @@
 """Run the benchmarks and write BENCHMARKS.md: ``python -m benchmarks [--quick] [--only NAME ...]``.
 
-Benchmarks: overhead, otel, limiter, goodput, outage, scale, pacing (this package against its peers, one module each), plus
-any of ``bench_langchain``, ``bench_litellm`` and ``bench_redis`` that exist (other people's modules: they run as
-``python -m benchmarks.<name>`` and their output is included verbatim; skipped by ``--quick``).
+Benchmarks: overhead, otel, limiter, goodput, outage, scale, pacing (this package against its peers, one module
+each), plus any of ``bench_langchain``, ``bench_litellm`` and ``bench_redis`` that exist (other people's modules:
+they run as ``python -m benchmarks.<name>`` and their output is included verbatim; skipped by ``--quick``).
 
 ``--quick`` is a smoke run (under a minute: shorter runs, fewer peers) and writes to the temp directory unless
 ``--output`` says otherwise. ``--only NAME`` replaces just that section of an existing BENCHMARKS.md.
