@@ -30,6 +30,7 @@ EXPECTED = [
     "03_litellm.ipynb",
     "04_tuning.ipynb",
     "05_agents.ipynb",
+    "06_observability.ipynb",
 ]
 KERNEL_NAME = "ailib-resilience-notebooks"
 CELL_TIMEOUT = 120  # seconds; importing LiteLLM alone takes ~10 s on a busy machine
