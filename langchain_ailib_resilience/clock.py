@@ -71,8 +71,24 @@ class SystemClock:
         event.wait(None if timeout is None else min(max(timeout, 0.0), _LONGEST_WAIT))
 
     async def wait_future(self, future: asyncio.Future[Any], timeout: float | None) -> None:
-        if not future.done():
-            await asyncio.wait((future,), timeout=None if timeout is None else max(timeout, 0.0))
+        if future.done():
+            return
+        # One future of our own, woken by ``future`` or the timer: what ``asyncio.wait`` does, without its sets.
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+
+        def wake(_: object = None) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        future.add_done_callback(wake)
+        handle = None if timeout is None else loop.call_later(max(timeout, 0.0), wake)
+        try:
+            await done
+        finally:
+            if handle is not None:
+                handle.cancel()
+            future.remove_done_callback(wake)
 
     async def run_with_timeout(self, awaitable: Awaitable[T], timeout: float | None) -> T:
         if timeout is None:

@@ -70,9 +70,6 @@ class Candidate(NamedTuple, Generic[T]):
     model: str | None = None
 
 
-_NO_CONTEXT = AttemptContext("", 0, 0, None)  # before the first admission
-
-
 class CallCore:
     """The decisions of one call over its candidates (see the module docstring for the protocol)."""
 
@@ -102,35 +99,49 @@ class CallCore:
         executor: ResilientExecutor,
         candidates: Sequence[Candidate[Any]],
         listeners: Sequence[EventListener] = (),
+        observers: tuple[EventListener, ...] | None = None,
     ) -> None:
         if not candidates:
             raise ValueError("at least one candidate target is needed")
+        self._start(executor, candidates, listeners, call_listeners() if observers is None else observers, None)
+
+    def _start(
+        self,
+        executor: ResilientExecutor,
+        candidates: Sequence[Candidate[Any]],
+        listeners: Sequence[EventListener],
+        observers: tuple[EventListener, ...],
+        state: TargetState | None,
+    ) -> None:
         self.executor = executor
         self.candidates = candidates
         total = executor.total_timeout
         self.deadline: float | None = None if total is None else executor.clock.now() + total
         self.history: list[AttemptRecord] = []
-        self.last_error: ResilienceError | None = None
         # Decisions go to the executor's and the call's listeners; observers (instrumentation) hear every event.
         own = (*executor.listeners, *listeners) if listeners else executor.listeners
-        self.observers = call_listeners()
-        self.listeners: tuple[EventListener, ...] = (*own, *self.observers) if self.observers else own
-        self.ticket: Ticket | None = None
-        self.ctx = _NO_CONTEXT
-        self.by_deadline = False
-        self.delay = 0.0
-        self._wait_started: float | None = None
-        self.index = -1
-        self._enter(0)
+        self.observers = observers
+        self.listeners: tuple[EventListener, ...] = (*own, *observers) if observers else own
+        # Set when first needed: ticket and ctx on admission, delay on a retry, last_error on a failure.
+        self.ticket: Ticket
+        self.ctx: AttemptContext
+        self.by_deadline: bool
+        self.delay: float
+        self.last_error: ResilienceError
+        self._wait_started: float | None
+        self._enter(0, state)
 
     # --- where the call is ----------------------------------------------------------------------------
 
-    def _enter(self, index: int) -> None:
+    def _enter(self, index: int, state: TargetState | None = None) -> None:
+        """Start on candidate ``index`` (``state``: its state, already looked up and counted by the happy path)."""
         self.index = index
         self.candidate = candidate = self.candidates[index]
-        self.state: TargetState = self.executor.state(candidate.target)
-        if self.state.budget is not None:
-            self.state.budget.record_request()
+        if state is None:
+            state = self.executor.state(candidate.target)
+            if state.budget is not None:
+                state.budget.record_request()
+        self.state: TargetState = state
         self.attempt = 0
         self.previous_delay: float | None = None
         self._next = _ADMIT
@@ -232,16 +243,13 @@ class CallCore:
 
     def settle(self, error: ResilienceError) -> None:
         """Settle the held ticket with a failure (the rule lives in ``Ticket.settle``); report the breaker's change."""
-        ticket = self.ticket
-        if ticket is not None:
-            transition = ticket.settle(error)
-            if transition is not None:
-                self.state_changed(transition)
+        transition = self.ticket.settle(error)
+        if transition is not None:
+            self.state_changed(transition)
 
     def succeeded(self) -> None:
         """The call's answer arrived (or its stream ended well): count a success."""
         ticket = self.ticket
-        assert ticket is not None
         transition = ticket.success()
         if transition is not None:
             self.state_changed(transition)
@@ -251,7 +259,7 @@ class CallCore:
     def closed_early(self) -> None:
         """A stream was closed before its end (or its consumer was cancelled): no verdict."""
         ticket = self.ticket
-        if ticket is None or ticket.settled:
+        if ticket.settled:
             return
         if self.observers:
             detail = {"closed_early": True}
@@ -267,8 +275,7 @@ class CallCore:
 
     def cancelled(self, exc: BaseException) -> None:
         """A ``BaseException`` left the attempt (a cancel, or an integration's own escape): the call is over."""
-        if self.ticket is not None and not self.ticket.settled:
-            self.ticket.release()
+        self.ticket.release()  # (no-op if already settled)
         if self.observers:  # instrumentation must close what it opened; for everyone else the exception says it
             cancel = isinstance(exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit)
             self._broke(exc, StandardErrorCode.CANCELLED if cancel else StandardErrorCode.UNKNOWN)
@@ -276,7 +283,6 @@ class CallCore:
     def final_error(self) -> ResilienceError:
         """The error the call ends with, carrying every attempt's record."""
         error = self.last_error
-        assert error is not None
         error.attempts = list(self.history)
         target = self.history[-1].target if self.history else self.candidate.target
         self._broke(error, error.code, target=target)
@@ -307,8 +313,7 @@ class CallCore:
         """After the current candidate gave up: move to the next one if the last error allows, else ``FAIL``."""
         error, index = self.last_error, self.index
         if (
-            error is None
-            or index + 1 >= len(self.candidates)
+            index + 1 >= len(self.candidates)
             or isinstance(error, DeadlineExceededError)
             or (self.deadline is not None and self.executor.clock.now() >= self.deadline)
             or not error.fallbackable
@@ -318,7 +323,6 @@ class CallCore:
         nxt = self.candidates[index + 1]
         detail = {"from_index": index, "to_index": index + 1, "next_target": nxt.target}
         self.event(ResilienceEvent("fallback", self.candidate.target, 0, error.code, None, error, detail))
-        self.ticket = None
         self._enter(index + 1)
 
     def _remember(self, error: ResilienceError) -> None:
@@ -346,11 +350,113 @@ class CallCore:
         self.event(ResilienceEvent("failure", where, 0, code, None, error, detail))
 
 
+# --- the happy path -----------------------------------------------------------------------------------------
+# With no deadline and nobody listening, a call whose first attempt is admitted at once and succeeds has no
+# decision to make and no event to build: ``_gate`` takes the ticket and the driver calls and counts the
+# success, without building a core. Anything else (a wait, a rejection, a failure) is handed to a ``CallCore``
+# at the point reached (``_handover``), which makes every decision from there.
+
+
+def _gate(
+    executor: ResilientExecutor, candidates: Sequence[Candidate[Any]], listeners: Sequence[EventListener]
+) -> Ticket | CallCore:
+    """A ticket for the first candidate, free now, when the happy path needs no core; else the core to drive."""
+    observers = call_listeners()
+    if observers or listeners or not executor.quiet or not candidates:
+        return CallCore(executor, candidates, listeners, observers)
+    state = executor.state(candidates[0].target)
+    if state.budget is not None:
+        state.budget.record_request()
+    try:
+        ticket = executor.preflight.try_check(state)
+    except ResilienceError as error:
+        core = _handover(executor, candidates, state)
+        core.rejected(error)
+        return core
+    if ticket is None:
+        core = _handover(executor, candidates, state)
+        core._wait_started = executor.clock.now()
+        core._next = WAIT
+        return core
+    return ticket
+
+
+def _handover(executor: ResilientExecutor, candidates: Sequence[Candidate[Any]], state: TargetState) -> CallCore:
+    """A core taking over the first attempt (already counted toward the budget) where the happy path left it."""
+    core = CallCore.__new__(CallCore)
+    core._start(executor, candidates, (), (), state)
+    core.attempt = 1
+    return core
+
+
+def _failed_first(
+    executor: ResilientExecutor,
+    candidates: Sequence[Candidate[Any]],
+    ticket: Ticket,
+    ctx: AttemptContext,
+    exc: Exception,
+) -> CallCore:
+    core = _handover(executor, candidates, ticket.state)
+    core.ticket, core.ctx, core.by_deadline = ticket, ctx, False
+    core.failed(exc)
+    return core
+
+
 # --- the drivers --------------------------------------------------------------------------------------------
 
 
-def drive(core: CallCore) -> Any:
-    """Perform a core's instructions, blocking: the result of the winning attempt (its ticket still held).
+def drive(
+    executor: ResilientExecutor, candidates: Sequence[Candidate[Any]], listeners: Sequence[EventListener] = ()
+) -> Any:
+    """One call, blocking: the result of the winning attempt, counted as a success.
+
+    A running sync call cannot be interrupted in Python: ``ctx.timeout`` is for the client's own timeout."""
+    start = _gate(executor, candidates, listeners)
+    if isinstance(start, Ticket):
+        ctx = AttemptContext(start.state.target, 1, 0, executor.attempt_timeout)
+        try:
+            result = candidates[0].fn(ctx)
+        except Exception as exc:
+            start = _failed_first(executor, candidates, start, ctx, exc)
+        except BaseException:
+            start.release()
+            raise
+        else:
+            start.success()
+            return result
+    return drive_core(start)
+
+
+async def adrive(
+    executor: ResilientExecutor, candidates: Sequence[Candidate[Any]], listeners: Sequence[EventListener] = ()
+) -> Any:
+    """One call on an event loop: the awaited result of the winning attempt, counted as a success."""
+    start = _gate(executor, candidates, listeners)
+    if isinstance(start, Ticket):
+        timeout = executor.attempt_timeout
+        ctx = AttemptContext(start.state.target, 1, 0, timeout)
+        try:
+            if timeout is None:
+                result = await candidates[0].fn(ctx)
+            else:
+                result = await executor.clock.run_with_timeout(candidates[0].fn(ctx), timeout)
+        except Exception as exc:
+            start = _failed_first(executor, candidates, start, ctx, exc)
+        except BaseException:
+            start.release()
+            raise
+        else:
+            start.success()
+            return result
+    return await adrive_core(start)
+
+
+# --- the drivers --------------------------------------------------------------------------------------------
+
+
+def drive_core(core: CallCore, *, succeed: bool = True) -> Any:
+    """Perform a core's instructions, blocking: the result of the winning attempt, counted as a success (or, with
+    ``succeed=False``, its ticket still held: a stream's opening).
 
     A running sync call cannot be interrupted in Python: ``ctx.timeout`` is for the client's own timeout."""
     executor = core.executor
@@ -358,12 +464,16 @@ def drive(core: CallCore) -> Any:
         op = core.step()
         if op == CALL:
             try:
-                return core.candidate.fn(core.ctx)
+                result = core.candidate.fn(core.ctx)
             except Exception as exc:
                 core.failed(exc)
             except BaseException as exc:
                 core.cancelled(exc)
                 raise
+            else:
+                if succeed:
+                    core.succeeded()
+                return result
         elif op == WAIT:
             try:
                 ticket = executor.preflight.check(core.state, deadline=core.deadline)
@@ -377,8 +487,8 @@ def drive(core: CallCore) -> Any:
             raise core.final_error()
 
 
-async def adrive(core: CallCore) -> Any:
-    """Perform a core's instructions on an event loop: the awaited result of the winning attempt."""
+async def adrive_core(core: CallCore, *, succeed: bool = True) -> Any:
+    """Perform a core's instructions on an event loop: the awaited result of the winning attempt (see ``drive``)."""
     executor = core.executor
     while True:
         op = core.step()
@@ -386,13 +496,18 @@ async def adrive(core: CallCore) -> Any:
             ctx = core.ctx
             try:
                 if ctx.timeout is None:
-                    return await core.candidate.fn(ctx)
-                return await executor.clock.run_with_timeout(core.candidate.fn(ctx), ctx.timeout)
+                    result = await core.candidate.fn(ctx)
+                else:
+                    result = await executor.clock.run_with_timeout(core.candidate.fn(ctx), ctx.timeout)
             except Exception as exc:
                 core.failed(exc)
             except BaseException as exc:
                 core.cancelled(exc)
                 raise
+            else:
+                if succeed:
+                    core.succeeded()
+                return result
         elif op == WAIT:
             try:
                 ticket = await executor.preflight.acheck(core.state, deadline=core.deadline)
@@ -406,4 +521,16 @@ async def adrive(core: CallCore) -> Any:
             raise core.final_error()
 
 
-__all__ = ["CALL", "FAIL", "SLEEP", "WAIT", "AttemptContext", "CallCore", "Candidate", "adrive", "drive"]
+__all__ = [
+    "CALL",
+    "FAIL",
+    "SLEEP",
+    "WAIT",
+    "AttemptContext",
+    "CallCore",
+    "Candidate",
+    "adrive",
+    "adrive_core",
+    "drive",
+    "drive_core",
+]

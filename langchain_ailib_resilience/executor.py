@@ -12,12 +12,22 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Generator, Iterable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Coroutine,
+    Generator,
+    Iterable,
+    Iterator,
+    Sequence,
+)
 from typing import Any, Generic, TypeVar
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ResilientConfig
-from .core import AttemptContext, CallCore, Candidate, adrive, drive
+from .core import AttemptContext, CallCore, Candidate, adrive, adrive_core, drive, drive_core
 from .events import EventListener
 from .policies.circuit_breaker import CircuitState
 from .preflight import PreflightChecker
@@ -69,10 +79,13 @@ class ResilientExecutor:
         # Read on every call: plain attributes beat walking the frozen config each time.
         self.attempt_timeout = self.config.attempt_timeout
         self.total_timeout = self.config.total_timeout
+        self.quiet = not self.listeners and self.total_timeout is None
+        """No listener and no deadline: a call admitted at once that succeeds needs no ``CallCore`` (see core)."""
 
     def add_listener(self, listener: EventListener) -> None:
         """Receive every ``ResilienceEvent`` of every call through this executor."""
         self.listeners = (*self.listeners, listener)
+        self.quiet = False
 
     def keep_private(self, targets: Iterable[str]) -> None:
         """Give ``targets`` state private to this executor (names that identify no endpoint of their own)."""
@@ -87,26 +100,23 @@ class ResilientExecutor:
         return state
 
     # --- async calls --------------------------------------------------------------------------------------
+    # Plain methods returning the driver's coroutine: one coroutine frame per call, not two.
 
-    async def execute(
+    def execute(
         self, fn: Callable[..., Awaitable[T]], /, *args: Any, target: str = "default", **kwargs: Any
-    ) -> T:
+    ) -> Coroutine[Any, Any, T]:
         """``await fn(*args, **kwargs)`` with the full policy stack for ``target``."""
-        core = CallCore(self, (Candidate(target, lambda _ctx: fn(*args, **kwargs)),))
-        result: T = await adrive(core)
-        core.succeeded()
-        return result
+        return adrive(self, (_candidate(target, lambda _ctx: fn(*args, **kwargs)),))
 
-    async def execute_chain(self, targets: Sequence[tuple[str, Callable[[], Awaitable[T]]]]) -> T:
+    def execute_chain(self, targets: Sequence[tuple[str, Callable[[], Awaitable[T]]]]) -> Coroutine[Any, Any, T]:
         """Try ``(target, fn)`` pairs in order, falling back on fallbackable errors."""
-        return await self.run([Candidate(name, call_without_context(fn)) for name, fn in targets])
+        return self.run([Candidate(name, call_without_context(fn)) for name, fn in targets])
 
-    async def run(self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener] = ()) -> T:
+    def run(
+        self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener] = ()
+    ) -> Coroutine[Any, Any, T]:
         """The async loop: each candidate's ``fn(ctx)`` returns an awaitable."""
-        core = CallCore(self, candidates, listeners)
-        result: T = await adrive(core)
-        core.succeeded()
-        return result
+        return adrive(self, candidates, listeners)
 
     # --- sync calls ---------------------------------------------------------------------------------------
 
@@ -116,9 +126,7 @@ class ResilientExecutor:
         A running sync call cannot be interrupted in Python: ``attempt_timeout`` reaches it as ``ctx.timeout``
         for the client's own timeout (the integrations pass it on); deadlines still bound every wait.
         """
-        core = CallCore(self, (Candidate(target, lambda _ctx: fn(*args, **kwargs)),))
-        result: T = drive(core)
-        core.succeeded()
+        result: T = drive(self, (_candidate(target, lambda _ctx: fn(*args, **kwargs)),))
         return result
 
     def execute_chain_sync(self, targets: Sequence[tuple[str, Callable[[], T]]]) -> T:
@@ -126,9 +134,7 @@ class ResilientExecutor:
 
     def run_sync(self, candidates: Sequence[Candidate[T]], listeners: Sequence[EventListener] = ()) -> T:
         """The sync loop: each candidate's ``fn(ctx)`` returns the result."""
-        core = CallCore(self, candidates, listeners)
-        result: T = drive(core)
-        core.succeeded()
+        result: T = drive(self, candidates, listeners)
         return result
 
     # --- streams ------------------------------------------------------------------------------------------
@@ -143,7 +149,7 @@ class ResilientExecutor:
         at once (an async generator never started never runs its ``finally``)."""
         openers = [Candidate(c.target, _async_opener(c.fn), c.provider, c.model) for c in candidates]
         core = CallCore(self, openers, listeners)
-        stream, first = await adrive(core)
+        stream, first = await adrive_core(core, succeed=False)
         return OpenedStream(core, stream, first, candidates[core.index])
 
     def open_stream(
@@ -152,7 +158,7 @@ class ResilientExecutor:
         """Sync ``aopen_stream``; iterate the result with ``serve``."""
         openers = [Candidate(c.target, _sync_opener(c.fn), c.provider, c.model) for c in candidates]
         core = CallCore(self, openers, listeners)
-        stream, first = drive(core)
+        stream, first = drive_core(core, succeed=False)
         return OpenedStream(core, stream, first, candidates[core.index])
 
     async def astream(
@@ -189,6 +195,11 @@ class ResilientExecutor:
             names.append(primary)
         targets = {name: self.state(name).signals() for name in names}  # (rebuilt if reset since)
         return SignalsSnapshot.from_targets(primary, targets, time.time())
+
+
+def _candidate(target: str, fn: Callable[[AttemptContext], Any]) -> Candidate[Any]:
+    """``Candidate(target, fn)`` without the Python-level ``NamedTuple.__new__`` (on every ``execute``)."""
+    return tuple.__new__(Candidate, (target, fn, None, None))
 
 
 _EMPTY: Any = object()  # the first "chunk" of a stream that ended at once: an answer, not a failure

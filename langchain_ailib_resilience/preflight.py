@@ -71,9 +71,13 @@ class Ticket:
 
     def success(self) -> Transition | None:
         """The provider answered: count a success, free the permit."""
-        if self._free():
-            return self.state.breaker.record_success(self.permit)
-        return None
+        if self._settled:  # (``_free`` inlined: this runs on every successful call)
+            return None
+        self._settled = True
+        state = self.state
+        if state.backpressure is not None:
+            state.backpressure.release()
+        return state.breaker.record_success(self.permit)
 
     def failure(self, error: BaseException | StandardErrorCode | None = None) -> Transition | None:
         """The provider failed: count it if its code indicts the provider; free the permit. An exception (not

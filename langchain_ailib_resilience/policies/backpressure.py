@@ -139,17 +139,23 @@ class Backpressure:
         waiter = self._take_or_enqueue(max_wait, is_async=True)
         if waiter is None:
             return
-        assert waiter.future is not None
-        deadline = None if max_wait is None else self._clock.now() + max_wait
+        future = waiter.future
+        assert future is not None
         try:
+            if max_wait is None:
+                # Our own future, resolved once, when a permit is handed over: awaited bare, as asyncio.Semaphore
+                # does (a cancelled caller cancels it, which ``wake`` and ``_abandon`` expect).
+                await future
+                return
+            deadline = self._clock.now() + max_wait
             while not waiter.granted:
-                remaining = None if deadline is None else deadline - self._clock.now()
-                if remaining is not None and remaining <= 0:
+                remaining = deadline - self._clock.now()
+                if remaining <= 0:
                     error = self._give_up(waiter, max_wait)
                     if error is not None:
                         raise error
                     return
-                await self._clock.wait_future(waiter.future, remaining)
+                await self._clock.wait_future(future, remaining)
         except BaseException:
             self._abandon(waiter)
             raise

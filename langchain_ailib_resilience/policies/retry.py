@@ -113,7 +113,7 @@ class RetryBudget:
     """
 
     _SLOTS = 10
-    __slots__ = ("_clock", "_epoch", "_lock", "_requests", "_retries", "_width", "config")
+    __slots__ = ("_clock", "_epoch", "_epoch_ends", "_lock", "_requests", "_retries", "_width", "config")
 
     def __init__(self, config: RetryBudgetConfig, clock: Clock) -> None:
         self.config = config
@@ -121,6 +121,7 @@ class RetryBudget:
         self._lock = threading.Lock()
         self._width = config.window_seconds / self._SLOTS
         self._epoch = int(clock.now() // self._width)
+        self._epoch_ends = (self._epoch + 1) * self._width
         self._requests = [0] * self._SLOTS
         self._retries = [0] * self._SLOTS
 
@@ -135,10 +136,14 @@ class RetryBudget:
                     self._requests[slot] = 0
                     self._retries[slot] = 0
                 self._epoch = max(epoch, self._epoch)
+                self._epoch_ends = (self._epoch + 1) * self._width
         return self._epoch % self._SLOTS
 
     def record_request(self) -> None:
-        self._requests[self._slot()] += 1  # a lost increment under a thread race only loosens the budget by one
+        # On every call: inside the current interval there is nothing to clear, so skip ``_slot``'s arithmetic.
+        # (A lost increment under a thread race only loosens the budget by one.)
+        slot = self._epoch % self._SLOTS if self._clock.now() < self._epoch_ends else self._slot()
+        self._requests[slot] += 1
 
     def try_spend(self) -> bool:
         slot = self._slot()
