@@ -138,6 +138,7 @@ class Run:
     tokens_per_call: int = 0
     grant_to_arrival: list[float] = field(default_factory=list)  # seconds
     unmatched: int = 0
+    spacing: str = ""  # how requests arrived at a strict-spacing provider
 
     @property
     def capacity(self) -> float:
@@ -366,8 +367,24 @@ def _measure(emu: RemoteEmulator, item: Run, factory: Factory, duration: float, 
     item.tokens_per_call = tokens[len(tokens) // 2] if tokens else 0
     if item.litellm_path:
         _match_grants(item, records)
+    if result.ours and scenario.provider.get("burst") == 1:
+        item.spacing = _spacing([record[0] for record in records])
     if opts.verbose:
         print(f"  {scenario.key} {result.name}: {result.successes} ok, {result.failures} failed, {counts}")
+
+
+def _spacing(arrivals: list[float]) -> str:
+    """Quantiles of the gaps between consecutive arrivals, and the share that came early for a strict spacing."""
+    ordered = sorted(arrivals)
+    gaps = [b - a for a, b in zip(ordered, ordered[1:], strict=False)]
+    if not gaps:
+        return ""
+    spacing = 1 / LIMIT
+    early = [gap for gap in gaps if gap < spacing - 1e-3]
+    quantiles = "/".join(f"{percentile(gaps, q) * 1e3:.1f}" for q in (5, 25, 50, 95))
+    short = f", those short by p50 {(spacing - percentile(early, 50)) * 1e3:.1f} ms" if early else ""
+    under = f"{len(early) / len(gaps):.0%} under {spacing * 1e3 - 1:.0f} ms"
+    return f"arrival gaps p5/p25/p50/p95 {quantiles} ms; {under}{short}"
 
 
 def _match_grants(item: Run, records: list[list[Any]]) -> None:
@@ -458,6 +475,9 @@ def _table(section: Section, runs: list[Run], scenario: Scenario, duration: floa
                 share_text, r.share_429 <= scenario.bar_429, f"{r.rejected_429} of {r.requests} = {r.share_429:.1%}"
             )
         )
+    for item in runs:
+        if item.spacing:
+            section.notes.append(f"{scenario.key}, {item.result.name.strip('*').split(',')[0]}: {item.spacing}.")
     for item in runs:
         if item.result.errors:
             detail = ", ".join(f"{k} × {v}" for k, v in sorted(item.result.errors.items(), key=lambda kv: -kv[1]))
