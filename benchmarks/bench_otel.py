@@ -41,7 +41,7 @@ from langchain_ailib_resilience import ResilientChatModel
 from langchain_ailib_resilience.observability import _otel, instrument, uninstrument
 
 from ._report import Options, Section, Table, Target, fmt, median, percentile, run_from_command_line
-from .bench_overhead import _fake_chat, _time_async, _time_sync, anoop, executor, full_config, noop
+from .bench_overhead import _fake_chat, _time_async, _time_sync, anoop, calibrate, executor, full_config, noop
 
 CONDITIONS = ("no OTel", "no OTel (again)", "API, no SDK", "SDK, in-memory")
 
@@ -107,16 +107,10 @@ async def _measure(workload: Workload, n: int) -> float:
 
 
 async def measure(items: list[Workload], conditions: Conditions, rounds: int, batch_seconds: float) -> None:
-    for item in items:  # calibrate each condition (and warm up): the least disturbed of 3 batches sets the size
+    for item in items:  # each condition's own batch size: the SDK's calls are ten times slower
         for condition in CONDITIONS:
             conditions.set(condition)
-            n = 8
-            while True:
-                per_call = min([await _measure(item, n) for _ in range(3)])
-                if per_call * n >= batch_seconds / 4 or n >= 1 << 18:
-                    break
-                n *= 4
-            item.n[condition] = max(8, int(batch_seconds / max(per_call, 1e-9)))
+            item.n[condition] = await calibrate(lambda n, w=item: _measure(w, n), batch_seconds)
     for index in range(rounds):
         gc.collect()
         order = CONDITIONS[index % 4 :] + CONDITIONS[: index % 4]

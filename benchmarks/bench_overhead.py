@@ -371,15 +371,20 @@ async def _measure(candidate: Candidate, n: int) -> float:
     return _time_sync(candidate.call, n)
 
 
+async def calibrate(measure: Callable[[int], Awaitable[float]], batch_seconds: float) -> int:
+    """The batch size for ~``batch_seconds`` (and a warm-up): the least disturbed of 3 trial batches sets it."""
+    n = 8
+    while True:
+        per_call = min([await measure(n) for _ in range(3)])
+        if per_call * n >= batch_seconds / 4 or n >= 1 << 20:
+            break
+        n *= 4
+    return max(8, int(batch_seconds / max(per_call, 1e-9)))
+
+
 async def measure_all(candidates: list[Candidate], rounds: int, batch_seconds: float) -> None:
-    for candidate in candidates:  # calibrate (and warm up): the least disturbed of 3 batches sets the size
-        n = 8
-        while True:
-            per_call = min([await _measure(candidate, n) for _ in range(3)])
-            if per_call * n >= batch_seconds / 4 or n >= 1 << 20:
-                break
-            n *= 4
-        candidate.n = max(8, int(batch_seconds / max(per_call, 1e-9)))
+    for candidate in candidates:
+        candidate.n = await calibrate(lambda n, c=candidate: _measure(c, n), batch_seconds)
     for index in range(rounds):
         gc.collect()  # once a round, outside any batch; gc.freeze() in run() keeps this cheap
         shift = index % len(candidates)
