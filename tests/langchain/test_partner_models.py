@@ -18,7 +18,7 @@ from langchain_anthropic import ChatAnthropic
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import AzureChatOpenAI, ChatOpenAI
 
-from langchain_ailib_resilience import FakeClock, ResilientChatModel, ResilientConfig, RetryConfig
+from langchain_ailib_resilience import FakeClock, ResilientChatModel, ResilientConfig, RetryConfig, StandardErrorCode
 from langchain_ailib_resilience.testing import Fault, ProviderEmulator
 
 CONFIG = ResilientConfig(retry=RetryConfig(max_retries=2, initial_delay=0.01, max_delay=0.02))
@@ -191,3 +191,45 @@ def test_litellm_parameters_chat_litellm_has_no_field_for_reach_the_call(provide
     )
     model.invoke("hi")
     assert emu.requests[-1].body.get("seed") == 7
+
+
+HANG_CONFIG = ResilientConfig(retry=RetryConfig(max_retries=0), attempt_timeout=0.2, total_timeout=10.0)
+
+
+def _first_failure(model: ResilientChatModel) -> list[Any]:
+    events: list[Any] = []
+    model.executor.add_listener(events.append)
+    return events
+
+
+@pytest.mark.parametrize("make", PARTNERS.values(), ids=PARTNERS.keys())
+@pytest.mark.parametrize("shape", ["invoke", "stream", "with_structured_output"])
+def test_a_sync_attempt_is_cut_by_the_attempt_timeout(
+    provider_emulator: ProviderEmulator, make: Factory, shape: str
+) -> None:
+    # Was: a running sync call cannot be interrupted and the partner's SDK got no timeout, so a hung request
+    # held the attempt until the server let go (here 1 s, then a dropped connection; in life the SDK's 600 s).
+    emu = provider_emulator
+    emu.set_default(PRIMARY, Fault.hang(1.0))
+    model = ResilientChatModel(HANG_CONFIG, model=make(emu), fallbacks=[backup(emu)], clock=FakeClock())
+    events = _first_failure(model)
+    if shape == "invoke":
+        assert model.invoke("hi").text == "Hello from the provider emulator."
+    elif shape == "stream":
+        assert "".join(chunk.text for chunk in model.stream("hi")) == "Hello from the provider emulator."
+    else:
+        schema = {"title": "Answer", "type": "object", "properties": {"city": {"type": "string"}}}
+        assert model.with_structured_output(schema).invoke("hi") == {"city": "example"}
+    assert [e.code for e in events if e.kind == "fallback"] == [StandardErrorCode.TIMEOUT]
+    assert (emu.count(PRIMARY), emu.count(BACKUP)) == (1, 1)
+
+
+def test_the_partners_own_shorter_timeout_is_kept(provider_emulator: ProviderEmulator) -> None:
+    emu = provider_emulator
+    emu.set_default(PRIMARY, Fault.hang(1.0))
+    config = ResilientConfig(retry=RetryConfig(max_retries=0), attempt_timeout=5.0)
+    user = ChatOpenAI(model=PRIMARY, base_url=emu.openai_base, api_key="test-key", timeout=0.2)
+    model = ResilientChatModel(config, model=user, fallbacks=[backup(emu)], clock=FakeClock())
+    events = _first_failure(model)
+    assert model.invoke("hi").text == "Hello from the provider emulator."
+    assert [e.code for e in events if e.kind == "fallback"] == [StandardErrorCode.TIMEOUT]

@@ -43,9 +43,11 @@ class Route(NamedTuple):
     provider: str | None = None
     model: str | None = None
     kwargs: Mapping[str, Any] = _NO_KWARGS
-    # Built from a LiteLLM id: call-time kwargs reach litellm.completion, so a sync attempt's timeout can be
-    # handed to the client (a running sync call cannot be interrupted any other way).
+    # A call-time ``timeout`` reaches the client (litellm.completion for a LiteLLM id, the SDK for a partner
+    # model): how a sync attempt's timeout is enforced, a running sync call being uninterruptible otherwise.
     takes_timeout: bool = False
+    # The model's own request timeout, kept when it is the shorter one.
+    timeout_cap: float | None = None
 
 
 class Call:
@@ -108,8 +110,10 @@ class Call:
 
     def _sync_target(self, ctx: AttemptContext) -> tuple[Runnable[Any, Any], Mapping[str, Any]]:
         runnable, kwargs = self._target(ctx)
-        if ctx.timeout is not None and self.routes[ctx.index].takes_timeout:
-            kwargs = {**kwargs, "timeout": ctx.timeout}
+        route = self.routes[ctx.index]
+        if ctx.timeout is not None and route.takes_timeout:
+            cap = route.timeout_cap
+            kwargs = {**kwargs, "timeout": ctx.timeout if cap is None else min(ctx.timeout, cap)}
         return runnable, kwargs
 
     def invoke(self, ctx: AttemptContext) -> Any:

@@ -35,7 +35,7 @@ from ...signals import SignalsSnapshot
 from . import _calls as calls
 from . import _llm_run as llm_run
 from ._calls import Route
-from ._partners import needs_strict_tools
+from ._partners import call_timeout, needs_strict_tools
 from ._runnable import ResilientRunnable
 from ._targets import TargetSpec, build_model, combined_profile, describe, parse_targets
 
@@ -245,17 +245,14 @@ class ResilientChatModel(BaseChatModel):
                     version = self.output_version if "output_version" in self.model_fields_set else None
                     standard = self._standard_params()
                     routes = tuple(
-                        Route(
-                            spec.name,
+                        _route(
+                            spec,
                             build_model(
                                 spec,
                                 own_retries_off=self.disable_inner_retries,
                                 standard=standard,
                                 output_version=version,
                             ),
-                            spec.provider,
-                            spec.model_name,
-                            takes_timeout=isinstance(spec.source, str),
                         )
                         for spec in self._specs
                     )
@@ -480,10 +477,15 @@ class ResilientChatModel(BaseChatModel):
                 raise NotImplementedError(
                     f"target {route.target!r} ({type(model).__name__}) does not support structured output"
                 ) from exc
-            routes.append(
-                Route(route.target, structured, route.provider, route.model, takes_timeout=route.takes_timeout)
-            )
+            routes.append(route._replace(runnable=structured))
         return ResilientRunnable(routes, self._executor, name=f"{self.get_name()}.with_structured_output")
+
+
+def _route(spec: TargetSpec, model: BaseChatModel) -> Route:
+    if isinstance(spec.source, str):
+        return Route(spec.name, model, spec.provider, spec.model_name, takes_timeout=True)
+    takes, cap = call_timeout(model)
+    return Route(spec.name, model, spec.provider, spec.model_name, takes_timeout=takes, timeout_cap=cap)
 
 
 def _function_schema(tool: Any) -> Any:

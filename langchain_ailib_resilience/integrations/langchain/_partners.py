@@ -25,7 +25,7 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
-__all__ = ["endpoint_of", "loop_safe_http_client", "needs_strict_tools", "without_own_retries"]
+__all__ = ["call_timeout", "endpoint_of", "loop_safe_http_client", "needs_strict_tools", "without_own_retries"]
 
 # Fields that hold SDK clients built at construction: never passed to a rebuild.
 _BUILT_CLIENTS = frozenset({"client", "async_client", "root_client", "root_async_client"})
@@ -98,6 +98,26 @@ def _rebuilt(model: BaseChatModel) -> BaseChatModel:
             stacklevel=4,
         )
         return model.model_copy(update={"max_retries": 0})
+
+
+def call_timeout(model: BaseChatModel) -> tuple[bool, float | None]:
+    """Whether a call-time ``timeout=`` reaches ``model``'s SDK as the request's timeout, and the model's own
+    timeout in seconds (when it is a plain number).
+
+    langchain-openai and langchain-anthropic pass call kwargs to the SDK's ``create``, which takes ``timeout``
+    as a request option (never sent in the body): the only way to bound a sync attempt, which cannot be
+    interrupted once running.
+    """
+    fields = type(model).model_fields
+    if {"root_client", "request_timeout"} <= fields.keys():
+        own = getattr(model, "request_timeout", None)
+    elif type(model).__module__.startswith("langchain_anthropic") and "default_request_timeout" in fields:
+        own = getattr(model, "default_request_timeout", None)
+    else:
+        return False, None
+    if isinstance(own, int | float) and not isinstance(own, bool) and own > 0:
+        return True, float(own)
+    return True, None
 
 
 def needs_strict_tools(model: BaseChatModel) -> bool:
