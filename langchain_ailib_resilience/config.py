@@ -82,16 +82,21 @@ class RateLimiterConfig(_Frozen):
     ``pause_on_retry_after`` (on by default): a 429/503 carrying a Retry-After (any form the library parses)
     pauses the whole target, every caller (and, with ``state_url``, every process), until then, whether or not
     a rate is configured.
+
+    ``adaptive=True``: the rate is learned from the provider's rate-limit headers (OpenAI ``x-ratelimit-*``,
+    Anthropic ``anthropic-ratelimit-*``) or, where none state a limit, from its 429s (AIMD); a configured
+    ``requests_per_second`` is then the ceiling, and with none nothing needs configuring.
     """
 
     requests_per_second: float | None = Field(None, gt=0.0)
     burst_size: StrictInt | None = Field(None, ge=1)
     max_wait: float | None = Field(30.0, ge=0.0, le=LONGEST_WAIT)
     pause_on_retry_after: bool = True
+    adaptive: bool = False
 
     @property
     def enabled(self) -> bool:
-        return self.requests_per_second is not None
+        return self.requests_per_second is not None or self.adaptive
 
     @property
     def effective_burst(self) -> int:

@@ -247,10 +247,11 @@ class CallCore:
         if transition is not None:
             self.state_changed(transition)
 
-    def succeeded(self) -> None:
-        """The call's answer arrived (or its stream ended well): count a success."""
+    def succeeded(self, answer: Any = None) -> None:
+        """The call's answer arrived (or its stream ended well): count a success; the answer's rate-limit headers
+        and usage teach the target (adaptive limits, token limits)."""
         ticket = self.ticket
-        transition = ticket.success()
+        transition = ticket.success(answer)
         if transition is not None:
             self.state_changed(transition)
         if self.observers:
@@ -422,7 +423,7 @@ def drive(
             start.release()
             raise
         else:
-            start.success()
+            start.success(result)
             return result
     return drive_core(start)
 
@@ -446,7 +447,7 @@ async def adrive(
             start.release()
             raise
         else:
-            start.success()
+            start.success(result)
             return result
     return await adrive_core(start)
 
@@ -472,7 +473,7 @@ def drive_core(core: CallCore, *, succeed: bool = True) -> Any:
                 raise
             else:
                 if succeed:
-                    core.succeeded()
+                    core.succeeded(result)
                 return result
         elif op == WAIT:
             try:
@@ -506,7 +507,7 @@ async def adrive_core(core: CallCore, *, succeed: bool = True) -> Any:
                 raise
             else:
                 if succeed:
-                    core.succeeded()
+                    core.succeeded(result)
                 return result
         elif op == WAIT:
             try:

@@ -233,14 +233,16 @@ async def aserve(opened: OpenedStream[AsyncIterator[T], T]) -> AsyncGenerator[T,
     """The chunks of an opened stream; settles its ticket when the stream ends, fails, or is closed early."""
     core, stream = opened.core, opened.stream
     try:
+        last: Any = None  # a stream's usage comes with its last chunk
         if opened.first is not _EMPTY:
-            yield opened.first
-            async for chunk in stream:
-                yield chunk
+            last = opened.first
+            yield last
+            async for last in stream:
+                yield last
     except Exception as exc:
         raise core.broke_mid_stream(exc) from exc
     else:
-        core.succeeded()
+        core.succeeded(last)
     finally:
         core.closed_early()
         await _aclose(stream)
@@ -250,13 +252,16 @@ def serve(opened: OpenedStream[Iterator[T], T]) -> Generator[T, None, None]:
     """Sync ``aserve``."""
     core, stream = opened.core, opened.stream
     try:
+        last: Any = None
         if opened.first is not _EMPTY:
-            yield opened.first
-            yield from stream
+            last = opened.first
+            yield last
+            for last in stream:
+                yield last
     except Exception as exc:
         raise core.broke_mid_stream(exc) from exc
     else:
-        core.succeeded()
+        core.succeeded(last)
     finally:
         core.closed_early()
         _close(stream)

@@ -8,6 +8,7 @@ and frees the in-flight permit exactly once. The executor and the LiteLLM callba
 from __future__ import annotations
 
 from types import TracebackType
+from typing import Any
 
 from .clock import Clock
 from .config import ResilientConfig
@@ -69,14 +70,17 @@ class Ticket:
             self.state.backpressure.release()
         return True
 
-    def success(self) -> Transition | None:
-        """The provider answered: count a success, free the permit."""
+    def success(self, answer: Any = None) -> Transition | None:
+        """The provider answered: count a success, free the permit; ``answer`` (a LiteLLM or LangChain
+        response) teaches the target what its headers say and what it used."""
         if self._settled:  # (``_free`` inlined: this runs on every successful call)
             return None
         self._settled = True
         state = self.state
         if state.backpressure is not None:
             state.backpressure.release()
+        if state.pacer is not None:
+            state.learn(answer)
         return state.breaker.record_success(self.permit)
 
     def failure(self, error: BaseException | StandardErrorCode | None = None) -> Transition | None:

@@ -25,8 +25,13 @@ from typing import Any
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ConfigError, ResilientConfig
+from .errors.codes import StandardErrorCode
 from .errors.exceptions import ResilienceError
+from .errors.rate_headers import parse_rate_limit_headers
+from .errors.retry_after import headers_of
 from .events import publish_transition
+from .feedback import response_headers
+from .policies.adaptive import UNLEARNED_RATE, AdaptiveRate
 from .policies.backpressure import Backpressure
 from .policies.circuit_breaker import CircuitBreaker
 from .policies.pause import PauseGate, pause_asked
@@ -61,12 +66,38 @@ class TargetState:
         elif self.gate is not None:
             self.gate.pause(seconds)
 
+    pacer: AdaptiveRate | None = None
+    """The limiter's learned rate (headers, 429 feedback, spacing margin); ``None`` without a limiter."""
+
     def feedback(self, error: ResilienceError) -> None:
-        """What a failed attempt teaches the target: a provider's 429/503 with Retry-After pauses it."""
+        """What a failed attempt teaches the target: its headers and its 429 set the learned rate; a 429/503
+        with Retry-After pauses it."""
+        if error.local:
+            return
+        pacer = self.pacer
+        if pacer is not None:
+            if pacer.adaptive and error.__cause__ is not None:
+                parsed = parse_rate_limit_headers(headers_of(error.__cause__))
+                if parsed is not None:
+                    pacer.headers(parsed)
+            if error.code is StandardErrorCode.RATE_LIMITED or error.status_code == 429:
+                pacer.rate_limited(error.retry_after)
         if self.config.rate_limiter.pause_on_retry_after:
             seconds = pause_asked(error)
             if seconds > 0:
                 self.pause(seconds)
+
+    def learn(self, answer: Any) -> None:
+        """What an answer teaches the target: the limits its headers state."""
+        pacer = self.pacer
+        if pacer is None:
+            return
+        if pacer.adaptive and answer is not None:
+            parsed = parse_rate_limit_headers(response_headers(answer))
+            if parsed is not None:
+                pacer.headers(parsed)
+        if pacer.adaptive or pacer.margin or pacer.aimd is not None:
+            pacer.succeeded()
 
     def signals(self) -> TargetSignals:
         breaker = self.breaker
@@ -83,6 +114,10 @@ class TargetState:
             opened_total=breaker.opened_total,
             rejected_total=breaker.rejected_total,
             state_backend=getattr(self.limiter, "backend", self.state_backend),
+            rate_limit=self.limiter.rate if self.limiter else None,
+            rate_source=self.pacer.source if self.pacer else ("configured" if self.limiter else None),
+            spacing_margin=self.pacer.margin if self.pacer else 0.0,
+            paused_for=self.gate.remaining() if self.gate else 0.0,
         )
 
 
@@ -90,15 +125,25 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
     rl, bp = config.rate_limiter, config.backpressure
     limiter: RateLimiter | None = None
     backend = "local"
-    if rl.requests_per_second is not None:
+    if rl.requests_per_second is not None or rl.adaptive:
+        # Adaptive with nothing configured starts at a rate that is in effect no limit, until one is learned.
+        rate = rl.requests_per_second or UNLEARNED_RATE
+        burst = rl.effective_burst if rl.requests_per_second is not None else int(UNLEARNED_RATE)
         if config.state_url:
             from .state import build_shared_limiter
 
-            limiter, backend = build_shared_limiter(target, config, clock)
+            limiter, backend = build_shared_limiter(target, config, clock, rate=rate, burst=burst)
         else:
-            limiter = RateLimiter(
-                rl.requests_per_second, rl.effective_burst, max_wait=rl.max_wait, clock=clock, name=target
-            )
+            limiter = RateLimiter(rate, burst, max_wait=rl.max_wait, clock=clock, name=target)
+    pacer: AdaptiveRate | None = None
+    if limiter is not None and (rl.adaptive or rl.pause_on_retry_after):
+        pacer = AdaptiveRate(
+            limiter,
+            clock,
+            ceiling=rl.requests_per_second,
+            adaptive=rl.adaptive,
+            burst=rl.burst_size or (rl.effective_burst if rl.requests_per_second is not None else 1),
+        )
     backpressure = (
         Backpressure(bp.max_inflight, max_wait=bp.max_wait, max_queue=bp.max_queue, clock=clock, name=target)
         if bp.max_inflight is not None
@@ -125,6 +170,7 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
         uses_store=bool(config.state_url)
         and (limiter is not None or hasattr(breaker, "arefresh") or (gate is not None and gate.shared)),
         gate=gate,
+        pacer=pacer,
     )
 
 

@@ -8,7 +8,10 @@ from typing import Any
 
 @dataclass(frozen=True, slots=True)
 class TargetSignals:
-    """One target's state."""
+    """One target's state. ``rate_limit`` is the rate the limiter paces at now (req/s, ``None``: no limiter),
+    ``rate_source`` where it comes from (``"configured"``, ``"headers"``, ``"429-feedback"``, ``"unlearned"``),
+    ``spacing_margin`` how much wider than that rate it spaces requests after early 429s (0.02: 2 %),
+    ``paused_for`` the seconds left of a provider's pause on the target."""
 
     target: str
     circuit_state: str
@@ -22,6 +25,10 @@ class TargetSignals:
     opened_total: int
     rejected_total: int
     state_backend: str = "local"
+    rate_limit: float | None = None
+    rate_source: str | None = None
+    spacing_margin: float = 0.0
+    paused_for: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

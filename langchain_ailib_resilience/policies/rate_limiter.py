@@ -280,11 +280,20 @@ class RateLimiter(BaseRateLimiter):
 
     def set_rate(self, requests_per_second: float) -> None:
         """Change the refill rate from now on (tokens already in the bucket stay): learned limits use this."""
-        if not (requests_per_second > 0 and math.isfinite(requests_per_second)):
+        self.set_limits(requests_per_second, self.burst)
+
+    def set_limits(self, requests_per_second: float, burst_size: int) -> None:
+        """Change rate and burst from now on (a bucket above the new burst is cut down to it); the head waiter
+        is woken to ask again at the new rate."""
+        if not (requests_per_second > 0 and math.isfinite(requests_per_second)) or burst_size < 1:
             return
         with self._lock:
             self._refill(self._clock.now())
             self.rate = float(requests_per_second)
+            self.burst = int(burst_size)
+            self._tokens = min(self._tokens, float(self.burst))
+            if self._waiters:
+                self._waiters[0].wake()
 
     # --- reading ------------------------------------------------------------------------------------------
 

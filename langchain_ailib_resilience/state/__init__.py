@@ -60,19 +60,23 @@ def redis_store(url: str) -> RedisStateStore:
         return store
 
 
-def build_shared_limiter(target: str, config: ResilientConfig, clock: Clock) -> tuple[SharedRateLimiter, str]:
-    """The limiter for ``target`` on ``config.state_url``, and the backend it starts on.
+def build_shared_limiter(
+    target: str, config: ResilientConfig, clock: Clock, *, rate: float | None = None, burst: int | None = None
+) -> tuple[SharedRateLimiter, str]:
+    """The limiter for ``target`` on ``config.state_url``, and the backend it starts on (``rate``/``burst``:
+    where to start instead of the configured ones, for an adaptive limiter).
 
     Never touches the network: connections open on first use, so an unreachable URL cannot stall start-up.
     """
     url, rl = config.state_url, config.rate_limiter
-    if not url or rl.requests_per_second is None:
+    rate = rate if rate is not None else rl.requests_per_second
+    if not url or rate is None:
         raise ConfigError("build_shared_limiter needs state_url and rate_limiter.requests_per_second")
     limiter = SharedRateLimiter(
         _store_for(url, clock),
         bucket_key(target),
-        rl.requests_per_second,
-        rl.effective_burst,
+        rate,
+        burst if burst is not None else rl.effective_burst,
         max_wait=rl.max_wait,
         clock=clock,
         name=target,

@@ -107,12 +107,12 @@ class _Held:
         if self.finalizer is not None:
             self.finalizer.detach()
 
-    def succeeded(self, **detail: Any) -> None:
+    def succeeded(self, answer: Any = None, **detail: Any) -> None:
         """The call answered (or was answered from cache, or abandoned): settle, then tell its listeners."""
         if detail:
             self.ticket.release()
         else:
-            self.ticket.success()
+            self.ticket.success(answer)
         if self.listeners:
             emit(self.listeners, ResilienceEvent("success", self.ticket.target, detail=detail), subscribers=False)
 
@@ -437,7 +437,7 @@ class ResilienceCallback(CustomLogger):
     async def async_log_success_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
-        self._on_success(kwargs)
+        self._on_success(kwargs, response_obj)
 
     async def async_log_failure_event(
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
@@ -445,12 +445,12 @@ class ResilienceCallback(CustomLogger):
         self._on_failure(kwargs)
 
     def log_success_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
-        self._on_success(kwargs)
+        self._on_success(kwargs, response_obj)
 
     def log_failure_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._on_failure(kwargs)
 
-    def _on_success(self, kwargs: Mapping[str, Any]) -> None:
+    def _on_success(self, kwargs: Mapping[str, Any], answer: Any = None) -> None:
         call_id = kwargs.get("litellm_call_id")
         if not isinstance(call_id, str) or is_managed(call_id):
             return
@@ -460,7 +460,7 @@ class ResilienceCallback(CustomLogger):
             if kwargs.get("cache_hit") is True:
                 held.succeeded(cache_hit=True)  # answered from LiteLLM's cache: says nothing about the provider
             else:
-                held.succeeded()
+                held.succeeded(answer)  # its headers and usage teach the target (adaptive, token limits)
         if not taken and _is_sync_event(kwargs) and kwargs.get("cache_hit") is not True:
             self._record_ungated(kwargs, None)
 

@@ -1,0 +1,167 @@
+"""A target's request rate, learned: from the provider's rate-limit headers, from its 429s, and its timing.
+
+Three inputs set the rate a target's limiter paces at (``effective``):
+
+- **headers** (``adaptive=True``): a stated limit (OpenAI ``x-ratelimit-limit-requests``, Anthropic
+  ``anthropic-ratelimit-requests-limit``, per minute) becomes the rate, at most the configured
+  ``requests_per_second`` (the ceiling);
+- **429 feedback** (``adaptive=True``, where no limit is stated, e.g. Azure): AIMD. A rate-limited answer (not
+  a few-ms-early one) cuts
+  the rate to ``DECREASE`` of what was being sent (at most once per ``COOLDOWN`` seconds, so one wave of 429s
+  from requests already in flight counts once); each success probes upward by ``PROBE`` of the rate per
+  second of successes; never above the ceiling or a stated limit, never below ``FLOOR``;
+- **timing** (whenever there is a limiter): a 429 whose Retry-After is shorter than ``SHORT`` says "strict
+  spacing, you are early": the spacing widens by ``MARGIN_STEP`` (the rate is divided by ``1 + margin``, up
+  to ``MAX_MARGIN``), and narrows again by ``MARGIN_STEP / MARGIN_DECAY`` per success, so the margin settles
+  where about one answer in ``MARGIN_DECAY`` is early.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import deque
+from typing import Literal
+
+from ..clock import Clock
+from ..errors.rate_headers import RateLimitHeaders
+from .rate_limiter import RateLimiter
+
+RateSource = Literal["configured", "headers", "429-feedback", "unlearned"]
+
+DECREASE = 0.85
+PROBE = 0.02
+COOLDOWN = 1.0
+FLOOR = 1.0 / 60.0
+SHORT = 0.1
+MARGIN_STEP = 0.01
+MARGIN_DECAY = 50.0
+MAX_MARGIN = 0.25
+UNLEARNED_RATE = 1000.0
+"""The rate an adaptive limiter starts at when nothing is configured or learned yet: in effect no limit."""
+
+
+class AdaptiveRate:
+    """The learned rate of one target's ``limiter``; every change is applied to it with ``set_limits``.
+
+    ``ceiling``: the configured ``requests_per_second`` (``None``: none). ``adaptive``: learn from headers and
+    429s; without it only the spacing margin is learned. ``burst``: the bucket once a rate is learned.
+    """
+
+    def __init__(
+        self,
+        limiter: RateLimiter,
+        clock: Clock,
+        *,
+        ceiling: float | None,
+        adaptive: bool,
+        burst: int,
+    ) -> None:
+        self.limiter = limiter
+        self.clock = clock
+        self.ceiling = ceiling
+        self.adaptive = adaptive
+        self.burst = burst
+        self.stated: float | None = None  # req/s from headers
+        self.stated_by: str | None = None
+        self.aimd: float | None = None  # req/s from 429 feedback
+        self.margin = 0.0
+        self._last_decrease = -math.inf
+        self._done: deque[float] = deque(maxlen=32)  # completion times: what is being sent, for the first cut
+        self._lock = threading.Lock()
+        self._applied = limiter.rate
+
+    # --- reading ------------------------------------------------------------------------------------------
+
+    def _bound(self) -> float | None:
+        """The highest rate allowed: the ceiling and the stated limit, whichever is lower."""
+        bounds = [b for b in (self.ceiling, self.stated) if b is not None]
+        return min(bounds) if bounds else None
+
+    @property
+    def learned(self) -> float | None:
+        """The rate before the spacing margin (``None``: nothing configured or learned)."""
+        bound = self._bound()
+        if self.aimd is None:
+            return bound
+        return self.aimd if bound is None else min(bound, self.aimd)
+
+    @property
+    def source(self) -> RateSource:
+        bound = self._bound()
+        if self.aimd is not None and (bound is None or self.aimd < bound):
+            return "429-feedback"
+        if self.stated is not None and (self.ceiling is None or self.stated <= self.ceiling):
+            return "headers"
+        return "configured" if self.ceiling is not None else "unlearned"
+
+    @property
+    def effective(self) -> float:
+        learned = self.learned
+        return (UNLEARNED_RATE if learned is None else learned) / (1.0 + self.margin)
+
+    # --- learning -----------------------------------------------------------------------------------------
+
+    def _apply(self) -> None:
+        rate = self.effective
+        if rate != self._applied:
+            self._applied = rate
+            burst = self.limiter.burst if self.learned is None else self.burst
+            self.limiter.set_limits(rate, burst)
+
+    def headers(self, parsed: RateLimitHeaders) -> None:
+        """A response's rate-limit headers (success or error): a stated request limit becomes the rate."""
+        if not self.adaptive or parsed.requests is None or parsed.requests.limit is None:
+            return
+        per_second = parsed.requests.limit / 60.0
+        if per_second <= 0:
+            return
+        with self._lock:
+            if self.stated == per_second:
+                return
+            self.stated, self.stated_by = per_second, parsed.source
+            if self.aimd is not None and self.aimd > per_second:
+                self.aimd = None  # a stated limit replaces a guess above it
+            self._apply()
+
+    def rate_limited(self, retry_after: float | None) -> None:
+        """A 429: early by a few ms (widen the spacing), or over the limit (cut the rate, when adaptive)."""
+        now = self.clock.now()
+        with self._lock:
+            if retry_after is not None and retry_after < SHORT:
+                self.margin = min(MAX_MARGIN, self.margin + MARGIN_STEP)
+            # A stated limit is the provider's own word: its 429s are timing (the margin) or a pause, not a cut.
+            cut = self.adaptive and self.stated is None and not (retry_after is not None and retry_after < SHORT)
+            if cut and now - self._last_decrease >= COOLDOWN:
+                self._last_decrease = now
+                self.aimd = max(FLOOR, self._sending(now) * DECREASE)
+            self._apply()
+
+    def _sending(self, now: float) -> float:
+        """The rate being sent: the current AIMD rate, else what the last completions show, else the bound."""
+        if self.aimd is not None:
+            return self.aimd
+        done = self._done
+        if len(done) >= 2 and now > done[0]:
+            measured = (len(done) - 1) / (now - done[0])
+            bound = self._bound()
+            return measured if bound is None else min(bound, measured)
+        return self.learned or FLOOR
+
+    def succeeded(self) -> None:
+        """An answer: narrow the margin a little; probe the AIMD rate upward."""
+        with self._lock:
+            if self.adaptive:
+                self._done.append(self.clock.now())
+            changed = False
+            if self.margin > 0:
+                self.margin = max(0.0, self.margin - MARGIN_STEP / MARGIN_DECAY)
+                changed = True
+            if self.aimd is not None:
+                self.aimd += PROBE
+                bound = self._bound()
+                if bound is not None and self.aimd >= bound:
+                    self.aimd = None  # back at the limit: nothing left to learn until the next 429
+                changed = True
+            if changed:
+                self._apply()

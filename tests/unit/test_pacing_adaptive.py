@@ -1,0 +1,193 @@
+"""Adaptive limits: the rate learned from headers, from 429s (AIMD) and from early answers (spacing margin)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from langchain_ailib_resilience import (
+    FakeClock,
+    RateLimiterConfig,
+    ResilienceError,
+    ResilientConfig,
+    ResilientExecutor,
+    RetryConfig,
+)
+from langchain_ailib_resilience.errors.rate_headers import parse_rate_limit_headers
+from langchain_ailib_resilience.feedback import reported_usage, response_headers
+from langchain_ailib_resilience.policies import adaptive
+from langchain_ailib_resilience.policies.adaptive import AdaptiveRate
+from langchain_ailib_resilience.policies.rate_limiter import RateLimiter
+from langchain_ailib_resilience.registry import Registry
+
+OPENAI_20_PER_SECOND = {
+    "x-ratelimit-limit-requests": "1200",
+    "x-ratelimit-remaining-requests": "1199",
+    "x-ratelimit-reset-requests": "50ms",
+}
+
+
+class LiteLLMAnswer:
+    """The shape of a LiteLLM ``ModelResponse``: headers in ``_hidden_params``, usage in ``usage``."""
+
+    def __init__(self, headers: dict[str, str], prompt: int = 10, completion: int = 5) -> None:
+        self._hidden_params = {"additional_headers": headers}
+        self.usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+
+
+def too_many(retry_after: float | None) -> ResilienceError:
+    return ResilienceError("429", code="E2001", retry_after=retry_after, status_code=429)
+
+
+def pacer(clock: FakeClock, *, ceiling: float | None = None, adaptive_on: bool = True) -> AdaptiveRate:
+    limiter = RateLimiter(ceiling or adaptive.UNLEARNED_RATE, 1, clock=clock)
+    return AdaptiveRate(limiter, clock, ceiling=ceiling, adaptive=adaptive_on, burst=1)
+
+
+def test_litellm_and_langchain_answers_give_their_headers_and_usage() -> None:
+    answer = LiteLLMAnswer({**OPENAI_20_PER_SECOND, "llm_provider-anthropic-ratelimit-requests-limit": "50"})
+    headers = response_headers(answer)
+    assert headers["x-ratelimit-limit-requests"] == "1200"
+    assert headers["anthropic-ratelimit-requests-limit"] == "50"  # LiteLLM's llm_provider- prefix removed
+    assert reported_usage(answer) == (10, 5)
+
+    class Message:
+        response_metadata = {"headers": OPENAI_20_PER_SECOND}  # ChatOpenAI(include_response_headers=True)
+        usage_metadata = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}
+
+    class Generation:
+        message = Message()
+
+    class ChatResult:
+        generations = [Generation()]
+        llm_output = None
+
+    assert response_headers(ChatResult())["x-ratelimit-limit-requests"] == "1200"
+    assert reported_usage(ChatResult()) == (7, 3)
+    assert response_headers(object()) == {} and reported_usage(None) is None
+
+
+async def test_adaptive_with_nothing_configured_learns_the_rate_from_openai_headers() -> None:
+    clock = FakeClock()
+    config = ResilientConfig(rate_limiter=RateLimiterConfig(adaptive=True))
+    executor = ResilientExecutor(config, clock=clock, registry=Registry())
+
+    async def call() -> LiteLLMAnswer:
+        return LiteLLMAnswer(OPENAI_20_PER_SECOND)
+
+    await executor.execute(call, target="openai/gpt-4o")
+    signals = executor.signals_snapshot("openai/gpt-4o").targets["openai/gpt-4o"]
+    assert signals.rate_limit == pytest.approx(20.0)
+    assert signals.rate_source == "headers"
+    started = clock.now()
+    for _ in range(20):
+        await executor.execute(call, target="openai/gpt-4o")
+    assert clock.now() - started == pytest.approx(1.0, abs=0.06)  # paced at the learned 20/s, burst 1
+
+
+async def test_the_configured_rate_is_the_ceiling_over_what_headers_state() -> None:
+    clock = FakeClock()
+    config = ResilientConfig(rate_limiter=RateLimiterConfig(adaptive=True, requests_per_second=10))
+    executor = ResilientExecutor(config, clock=clock, registry=Registry())
+
+    async def call() -> LiteLLMAnswer:
+        return LiteLLMAnswer(OPENAI_20_PER_SECOND)
+
+    await executor.execute(call, target="t")
+    signals = executor.signals_snapshot("t").targets["t"]
+    assert signals.rate_limit == pytest.approx(10.0) and signals.rate_source == "configured"
+
+
+async def test_a_429s_headers_teach_the_limit_too() -> None:
+    clock = FakeClock()
+    config = ResilientConfig(
+        retry=RetryConfig(max_retries=1, initial_delay=0.01, jitter="none"),
+        rate_limiter=RateLimiterConfig(adaptive=True),
+    )
+    executor = ResilientExecutor(config, clock=clock, registry=Registry())
+
+    class ProviderError(Exception):
+        status_code = 429
+        headers = {"x-ratelimit-limit-requests": "600", "x-ratelimit-remaining-requests": "0", "retry-after": "1"}
+
+    calls: list[float] = []
+
+    async def call() -> str:
+        calls.append(clock.now())
+        if len(calls) == 1:
+            raise ProviderError("rate limited")
+        return "ok"
+
+    assert await executor.execute(call, target="t") == "ok"
+    signals = executor.signals_snapshot("t").targets["t"]
+    assert signals.rate_limit == pytest.approx(10.0)
+    assert calls[1] >= 1.0  # and the pause it asked for held
+
+
+def test_aimd_cuts_once_per_wave_then_probes_back_up() -> None:
+    clock = FakeClock()
+    rate = pacer(clock, ceiling=20.0)
+    for _ in range(20):  # sending at 20/s
+        clock.advance(0.05)
+        rate.succeeded()
+    rate.rate_limited(None)
+    cut = rate.limiter.rate
+    assert cut == pytest.approx(20.0 * adaptive.DECREASE)
+    assert rate.source == "429-feedback"
+    rate.rate_limited(1.0)  # the same wave (within COOLDOWN): no second cut
+    assert rate.limiter.rate == pytest.approx(cut)
+    for _ in range(1000):
+        rate.succeeded()
+    assert rate.limiter.rate == pytest.approx(20.0)  # back at the ceiling, never above it
+    assert rate.source == "configured"
+
+
+def test_a_few_ms_early_widens_the_spacing_and_successes_narrow_it() -> None:
+    clock = FakeClock()
+    rate = pacer(clock, ceiling=20.0, adaptive_on=False)  # a configured limiter, not adaptive
+    rate.rate_limited(0.004)
+    assert rate.margin == pytest.approx(adaptive.MARGIN_STEP)
+    assert rate.limiter.rate == pytest.approx(20.0 / (1 + adaptive.MARGIN_STEP))
+    for _ in range(int(adaptive.MARGIN_DECAY)):
+        rate.succeeded()
+    assert rate.margin == pytest.approx(0.0, abs=1e-12)
+    rate.rate_limited(2.0)  # not adaptive: a long 429 pauses (elsewhere) but never cuts a configured rate
+    assert rate.limiter.rate == pytest.approx(20.0)
+
+
+EVENTS = st.lists(
+    st.one_of(
+        st.tuples(st.just("ok"), st.floats(0.0, 2.0)),
+        st.tuples(st.just("429"), st.one_of(st.none(), st.floats(0.0, 30.0))),
+        st.tuples(st.just("limit"), st.floats(1.0, 100_000.0)),
+    ),
+    max_size=200,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=EVENTS, ceiling=st.one_of(st.none(), st.floats(0.5, 500.0)), on=st.booleans())
+def test_aimd_stays_within_its_bounds(events: list[tuple[str, Any]], ceiling: float | None, on: bool) -> None:
+    clock = FakeClock()
+    rate = pacer(clock, ceiling=ceiling, adaptive_on=on)
+    for kind, value in events:
+        if kind == "ok":
+            clock.advance(value)
+            rate.succeeded()
+        elif kind == "429":
+            rate.rate_limited(value)
+        else:
+            parsed = parse_rate_limit_headers({"x-ratelimit-limit-requests": repr(value)})
+            assert parsed is not None
+            rate.headers(parsed)
+        assert 0.0 <= rate.margin <= adaptive.MAX_MARGIN
+        assert rate.limiter.rate == pytest.approx(rate.effective)
+        bounds = [b for b in (ceiling, rate.stated) if b is not None]
+        top = min(bounds) if bounds else adaptive.UNLEARNED_RATE
+        assert rate.limiter.rate <= top * (1 + 1e-9)
+        assert rate.limiter.rate >= adaptive.FLOOR / (1 + adaptive.MAX_MARGIN) * (1 - 1e-9)
+        if not on:  # only the margin moves a configured, non-adaptive rate
+            assert rate.limiter.rate == pytest.approx(top / (1 + rate.margin))
