@@ -18,7 +18,7 @@ from .config import ResilientConfig
 from .executor import AttemptContext, Candidate, ResilientExecutor, call_without_context
 from .registry import Registry
 from .signals import SignalsSnapshot
-from .targets import target_key
+from .targets import split_target, target_key
 
 T = TypeVar("T")
 
@@ -76,6 +76,26 @@ def _mapping_name(target: Mapping[str, Any], index: int) -> str:
     )
 
 
+def _provider_model(target: Any) -> tuple[str | None, str | None]:
+    """The provider and model an entry calls, where it says (for telemetry: a name like ``"primary"`` does not)."""
+    if isinstance(target, tuple) and len(target) == 2:
+        target = target[1]
+    custom = None
+    if isinstance(target, Mapping):
+        custom = target.get("custom_llm_provider")
+        target = target.get("model")
+    if _is_chat_model(target):
+        from .integrations.langchain._targets import parse_targets
+
+        spec = parse_targets(target, (), shared_litellm_kwargs={})[0]
+        return spec.provider, spec.model_name
+    if not isinstance(target, str) or not target.strip():
+        return None, None
+    model = split_target(target_key(target.strip(), custom_llm_provider=custom))[0]
+    provider, sep, name = model.partition("/")
+    return (provider, name) if sep and provider and name else (None, model)
+
+
 def _is_chat_model(value: Any) -> bool:
     """A LangChain chat model, told without importing LangChain (it is loaded if one exists)."""
     module = sys.modules.get("langchain_core.language_models")
@@ -122,6 +142,7 @@ class FallbackChain:
             raise ValueError("FallbackChain needs at least one target")
         self.targets = list(targets)
         self.names = _unique_names(self.targets)
+        self._endpoints = [_provider_model(target) for target in self.targets]
         if executor is not None and config is not None:
             raise ValueError("pass either config= or executor=, not both")
         self.executor = executor or ResilientExecutor(config, registry=registry, clock=clock)
@@ -135,7 +156,7 @@ class FallbackChain:
 
     def _candidates(self, call: Callable[[Any], Any] | None) -> list[Candidate[Any]]:
         candidates: list[Candidate[Any]] = []
-        for name, target in zip(self.names, self.targets, strict=True):
+        for name, target, endpoint in zip(self.names, self.targets, self._endpoints, strict=True):
             payload = target[1] if isinstance(target, tuple) else target
             if call is not None:
                 fn = _bind(call, payload)
@@ -146,7 +167,7 @@ class FallbackChain:
                     f"target {name!r} is not callable: pass a function that takes the target, e.g. "
                     "chain.run(lambda model: ...)"
                 )
-            candidates.append(Candidate(name, fn))
+            candidates.append(Candidate(name, fn, *endpoint))
         return candidates
 
     async def arun(self, call: Callable[[Any], Awaitable[T]] | None = None, /) -> T:

@@ -246,3 +246,27 @@ def test_the_api_still_keeps_its_global_providers_where_we_read_them() -> None:
     from opentelemetry.metrics import _internal as metrics_internal
 
     assert hasattr(trace, "_TRACER_PROVIDER") and hasattr(metrics_internal, "_METER_PROVIDER")
+
+
+async def test_fallback_chain_entries_named_apart_from_their_model_carry_its_provider(
+    otel: OTel, clock: FakeClock
+) -> None:
+    from langchain_ailib_resilience import FallbackChain
+
+    chain = FallbackChain(
+        [{"model": "openai/gpt-4o", "target": "primary"}, ("backup", "anthropic/claude-3-5-haiku")],
+        config=config(),
+        registry=Registry(),
+        clock=clock,
+    )
+
+    async def call(target: object) -> str:
+        if isinstance(target, dict):
+            raise error("E3002")
+        return "from the backup"
+
+    assert await chain.arun(call) == "from the backup"
+    spans = otel.chat_spans()
+    assert [(s.name, s.attributes["resilience.target"]) for s in spans][-1] == ("chat claude-3-5-haiku", "backup")
+    assert {s.attributes["gen_ai.provider.name"] for s in spans} == {"openai", "anthropic"}
+    assert all(s.name == "chat gpt-4o" for s in spans if s.attributes["resilience.target"] == "primary")
