@@ -3,6 +3,7 @@ the gate sends the Router to its fallback at once instead of being retried as a 
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -12,6 +13,7 @@ from litellm_fixture_server import MESSAGES, FixtureServer, ok, unavailable
 
 from langchain_ailib_resilience import CircuitBreakerConfig, CircuitOpenError, ResilienceCallback, ResilientConfig
 from langchain_ailib_resilience.integrations.litellm import held_calls, target_key
+from langchain_ailib_resilience.testing import Fault, ProviderEmulator
 
 
 def deployment(server: FixtureServer, group: str, model: str, deployment_id: str, **extra: Any) -> dict[str, Any]:
@@ -93,3 +95,42 @@ async def test_gate_rejection_without_fallback_reaches_the_caller(server: Fixtur
     assert time.monotonic() - started < 2.0
     assert caught.value.retry_after is not None and caught.value.retry_after > 0
     assert server.count("rt-alone") == 1
+
+
+async def test_open_deployment_is_skipped_while_a_healthy_sibling_serves() -> None:
+    """Two deployments of one group at the emulator, one dead: once its circuit opens, every request is served
+    by the sibling (simple-shuffle picks either), the dead one sees no request, and no caller gets a 503."""
+    callback(threshold=3)
+    with ProviderEmulator() as emulator:
+        emulator.set_default("pair-dead", Fault.server_error(500))
+        model_list = [
+            {
+                "model_name": "pair",
+                "litellm_params": {
+                    "model": f"openai/{name}",
+                    "api_base": emulator.openai_base,
+                    "api_key": "sk-emulator",
+                    "max_retries": 0,
+                },
+                "model_info": {"id": name},
+            }
+            for name in ("pair-dead", "pair-live")
+        ]
+        router = litellm.Router(model_list=model_list, num_retries=1, disable_cooldowns=True)
+        dead = target_key("openai/pair-dead", api_base=emulator.openai_base, deployment_id="pair-dead")
+        gate = next(cb for cb in litellm.callbacks if isinstance(cb, ResilienceCallback))
+        for _ in range(40):  # until the breaker has seen its threshold
+            if emulator.count("pair-dead") == 3:
+                break
+            with contextlib.suppress(litellm.InternalServerError):  # before it opens, a retry may meet it too
+                await router.acompletion(model="pair", messages=MESSAGES)
+        assert gate.signals_snapshot(model=dead).circuit_state == "open"
+        assert emulator.count("pair-dead") == 3
+        served = emulator.count("pair-live")
+        for _ in range(20):
+            response = await router.acompletion(model="pair", messages=MESSAGES)
+            assert response.choices[0].message.content
+        assert emulator.count("pair-dead") == 3
+        assert emulator.count("pair-live") == served + 20
+        assert gate.signals_snapshot(model=dead).targets[dead].rejected_total == 0
+    assert held_calls() == 0

@@ -88,6 +88,11 @@ def _config(emulator: ProviderEmulator, key: str) -> str:
         f"    litellm_params: {{model: openai/{group}-x, api_base: '{emulator.openai_base}', api_key: sk-emulator}}"
         for group in GROUPS
     )
+    models += "".join(  # one model group of two deployments, one of them dead
+        f"\n  - model_name: pair\n"
+        f"    litellm_params: {{model: openai/{name}, api_base: '{emulator.openai_base}', api_key: sk-emulator}}"
+        for name in ("pair-dead-x", "pair-live-x")
+    )
     return (
         f"model_list:\n{models}\n"
         "litellm_settings:\n"
@@ -137,6 +142,7 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         emulator.set_default("storm-x", Fault.rate_limit(0.2))
         emulator.set_default("quota-x", Fault.quota())
         emulator.set_default("slow-x", Success(latency=2.0))
+        emulator.set_default("pair-dead-x", Fault.server_error(500))
         yield Proxy(url=url, key=key, log=log, emulator=emulator)
     finally:
         process.terminate()
@@ -189,6 +195,20 @@ def test_outage_requests_to_the_dead_deployment_are_bounded_by_the_breaker(proxy
         assert answer.headers["x-resilience-circuit-state"] == "open"
         assert int(answer.headers["x-resilience-cooldown-remaining"]) > 60
     assert "looks like a bug" not in proxy.log_text()
+
+
+def test_open_deployment_is_skipped_while_its_sibling_is_healthy(proxy: Proxy) -> None:
+    for _ in range(20):  # until the dead deployment's breaker has seen its threshold
+        if proxy.emulator.count("pair-dead-x") >= FAILURE_THRESHOLD:
+            break
+        _ask(proxy, "pair")  # before it opens, a failure may reach the client (the Router retries once)
+    assert proxy.emulator.count("pair-dead-x") == FAILURE_THRESHOLD
+    served = proxy.emulator.count("pair-live-x")
+    answers = [_ask(proxy, "pair") for _ in range(5)]  # within the live deployment's rate burst
+    assert [answer.status for answer in answers] == [200] * 5, [answer.text for answer in answers if answer.status != 200]
+    assert proxy.emulator.count("pair-dead-x") == FAILURE_THRESHOLD  # not picked again, not even refused
+    assert proxy.emulator.count("pair-live-x") == served + 5
+    assert all(answer.headers["x-resilience-circuit-state"] == "closed" for answer in answers)
 
 
 def test_healthy_deployment_is_unaffected_and_reports_its_state(proxy: Proxy) -> None:
