@@ -27,12 +27,23 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import litellm
 import pytest
+from matrix_helpers import (
+    Outcome,
+    acall,
+    adrain,
+    agen,
+    call,
+    drain,
+    eventually,
+    text_of_delta,
+    text_of_message,
+    text_of_response,
+)
 
 from langchain_ailib_resilience import (
     ResilienceError,
@@ -181,14 +192,6 @@ def _cases() -> list[Any]:
 
 
 @dataclass
-class Outcome:
-    """One input's result: the answer (or the text streamed before the error) and the error, if any."""
-
-    text: str = ""
-    error: BaseException | None = None
-
-
-@dataclass
 class Harness:
     emulator: ProviderEmulator
     provider: str
@@ -243,38 +246,38 @@ class Harness:
     async def run(self, mode: str) -> list[Outcome]:
         if mode == "lc_invoke":
             model = self.chat_model()
-            return [await asyncio.to_thread(_call, lambda: _content(model.invoke(PROMPT)))]
+            return [await asyncio.to_thread(call, lambda: text_of_message(model.invoke(PROMPT)))]
         if mode == "lc_ainvoke":
             model = self.chat_model()
-            return [await _acall(lambda: model.ainvoke(PROMPT), _content)]
+            return [await acall(lambda: model.ainvoke(PROMPT), text_of_message)]
         if mode == "lc_stream":
             model = self.chat_model()
-            return [await asyncio.to_thread(_drain, lambda: model.stream(PROMPT), _content)]
+            return [await asyncio.to_thread(drain, lambda: model.stream(PROMPT), text_of_message)]
         if mode == "lc_astream":
             model = self.chat_model()
-            return [await _adrain(lambda: _agen(model.astream(PROMPT)), _content)]
+            return [await adrain(lambda: agen(model.astream(PROMPT)), text_of_message)]
         if mode == "lc_batch":
             model = self.chat_model()
             results = await asyncio.to_thread(model.batch, [PROMPT] * BATCH_SIZE, return_exceptions=True)
-            return [Outcome(error=r) if isinstance(r, BaseException) else Outcome(_content(r)) for r in results]
+            return [Outcome(error=r) if isinstance(r, BaseException) else Outcome(text_of_message(r)) for r in results]
         if mode == "rc_sync":
             kwargs = self.completion_kwargs()
-            return [await asyncio.to_thread(_call, lambda: _message(resilient_completion(**kwargs)))]
+            return [await asyncio.to_thread(call, lambda: text_of_response(resilient_completion(**kwargs)))]
         if mode == "rc_async":
             kwargs = self.completion_kwargs()
-            return [await _acall(lambda: resilient_acompletion(**kwargs), _message)]
+            return [await acall(lambda: resilient_acompletion(**kwargs), text_of_response)]
         if mode == "rc_stream":
             kwargs = self.completion_kwargs()
-            return [await asyncio.to_thread(_drain, lambda: resilient_completion(stream=True, **kwargs), _delta)]
+            return [await asyncio.to_thread(drain, lambda: resilient_completion(stream=True, **kwargs), text_of_delta)]
         if mode == "rc_astream":
             kwargs = self.completion_kwargs()
-            return [await _adrain(lambda: resilient_acompletion(stream=True, **kwargs), _delta)]
+            return [await adrain(lambda: resilient_acompletion(stream=True, **kwargs), text_of_delta)]
         if mode == "cb_async":
             kwargs = self.callback_kwargs()
-            return [await _acall(lambda: litellm.acompletion(**kwargs), _message)]
+            return [await acall(lambda: litellm.acompletion(**kwargs), text_of_response)]
         if mode == "cb_astream":
             kwargs = self.callback_kwargs()
-            return [await _adrain(lambda: litellm.acompletion(stream=True, **kwargs), _delta)]
+            return [await adrain(lambda: litellm.acompletion(stream=True, **kwargs), text_of_delta)]
         raise AssertionError(f"unknown mode {mode}")
 
     def inflight(self) -> dict[str, int]:
@@ -292,74 +295,12 @@ class Harness:
         return held
 
 
-def _content(message: Any) -> str:
-    content = message.content
-    if isinstance(content, str):
-        return content
-    return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
-
-
-def _message(response: Any) -> str:
-    return response.choices[0].message.content or ""
-
-
-def _delta(chunk: Any) -> str:
-    return (chunk.choices[0].delta.content or "") if chunk.choices else ""
-
-
-def _call(fn: Callable[[], str]) -> Outcome:
-    try:
-        return Outcome(fn())
-    except Exception as exc:
-        return Outcome(error=exc)
-
-
-async def _acall(fn: Callable[[], Any], text_of: Callable[[Any], str]) -> Outcome:
-    try:
-        return Outcome(text_of(await fn()))
-    except Exception as exc:
-        return Outcome(error=exc)
-
-
-def _drain(open_stream: Callable[[], Iterable[Any]], text_of: Callable[[Any], str]) -> Outcome:
-    parts: list[str] = []
-    try:
-        for chunk in open_stream():
-            parts.append(text_of(chunk))
-    except Exception as exc:
-        return Outcome("".join(parts), exc)
-    return Outcome("".join(parts))
-
-
-async def _agen(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
-    return stream
-
-
-async def _adrain(open_stream: Callable[[], Any], text_of: Callable[[Any], str]) -> Outcome:
-    parts: list[str] = []
-    try:
-        async for chunk in await open_stream():
-            parts.append(text_of(chunk))
-    except Exception as exc:
-        return Outcome("".join(parts), exc)
-    return Outcome("".join(parts))
-
-
 def _code_of(error: BaseException, mode: str) -> StandardErrorCode:
     if mode in CB_MODES:
         assert not isinstance(error, ResilienceError), "the callback passes the provider's failures through as is"
         return classify_error(error).code
     assert isinstance(error, ResilienceError), f"not normalised: {type(error).__name__}: {error}"
     return error.code
-
-
-async def _eventually(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            return False
-        await asyncio.sleep(0.01)
-    return True
 
 
 def _is_litellm_housekeeping(task: asyncio.Task[Any]) -> bool:
@@ -450,7 +391,7 @@ async def test_fault_matrix(provider_emulator: ProviderEmulator, provider: str, 
     # No permit held afterwards, on any target. The callback settles its tickets from LiteLLM's log events,
     # which for a failed stream arrive in a task shortly after the caller has seen the error.
     if harness.callback is not None:
-        assert await _eventually(lambda: held_calls() == 0, 3.0), f"{held_calls()} callback tickets still held"
+        assert await eventually(lambda: held_calls() == 0, 3.0), f"{held_calls()} callback tickets still held"
     assert all(count == 0 for count in harness.inflight().values()), harness.inflight()
     if harness.callback is not None:
         snapshot = harness.callback.signals_snapshot(model=f"{provider}/{PRIMARY}")
@@ -461,9 +402,9 @@ async def test_fault_matrix(provider_emulator: ProviderEmulator, provider: str, 
     # Nothing unresolved: the emulator has answered everything, and no task is pending. A hung request is the
     # emulator's own: once it is the only one left, stopping the emulator ends it.
     if fault == "hang":
-        assert await _eventually(lambda: emulator.in_flight() <= 1, 3.0), f"{emulator.in_flight()} in flight"
+        assert await eventually(lambda: emulator.in_flight() <= 1, 3.0), f"{emulator.in_flight()} in flight"
         emulator.stop()
-    assert await _eventually(lambda: emulator.in_flight() == 0, 3.0), f"{emulator.in_flight()} in flight"
+    assert await eventually(lambda: emulator.in_flight() == 0, 3.0), f"{emulator.in_flight()} in flight"
     await _assert_no_pending_tasks()
 
 
