@@ -86,6 +86,10 @@ class RateLimiterConfig(_Frozen):
     ``adaptive=True``: the rate is learned from the provider's rate-limit headers (OpenAI ``x-ratelimit-*``,
     Anthropic ``anthropic-ratelimit-*``) or, where none state a limit, from its 429s (AIMD); a configured
     ``requests_per_second`` is then the ceiling, and with none nothing needs configuring.
+
+    ``tokens_per_minute`` (input + output), ``input_tokens_per_minute``, ``output_tokens_per_minute``: token
+    limits. A call reserves its estimated tokens before it is sent and is reconciled with the usage it
+    reports (``policies/tokens.py``); each bucket holds ``token_burst`` tokens (default: one second's worth).
     """
 
     requests_per_second: float | None = Field(None, gt=0.0)
@@ -93,6 +97,24 @@ class RateLimiterConfig(_Frozen):
     max_wait: float | None = Field(30.0, ge=0.0, le=LONGEST_WAIT)
     pause_on_retry_after: bool = True
     adaptive: bool = False
+    tokens_per_minute: float | None = Field(None, gt=0.0)
+    input_tokens_per_minute: float | None = Field(None, gt=0.0)
+    output_tokens_per_minute: float | None = Field(None, gt=0.0)
+    token_burst: StrictInt | None = Field(None, ge=1)
+
+    @property
+    def token_limits(self) -> dict[str, float]:
+        """The configured token limits per minute, by dimension (``tokens``, ``input_tokens``, ``output_tokens``)."""
+        limits = {
+            "tokens": self.tokens_per_minute,
+            "input_tokens": self.input_tokens_per_minute,
+            "output_tokens": self.output_tokens_per_minute,
+        }
+        return {dimension: limit for dimension, limit in limits.items() if limit is not None}
+
+    def token_bucket(self, per_minute: float) -> int:
+        """A token bucket's size: ``token_burst``, or one second of the limit (at least 1)."""
+        return self.token_burst if self.token_burst is not None else max(1, math.ceil(per_minute / 60.0))
 
     @property
     def enabled(self) -> bool:

@@ -29,6 +29,7 @@ from .errors.exceptions import AttemptRecord, DeadlineExceededError, ProviderTim
 from .events import EventKind, EventListener, ResilienceEvent, call_listeners, emit, rejection_reason
 from .policies import retry as retry_policy
 from .policies.circuit_breaker import Transition
+from .policies.tokens import TokenCost
 from .preflight import Ticket
 
 if TYPE_CHECKING:
@@ -68,6 +69,8 @@ class Candidate(NamedTuple, Generic[T]):
     fn: Callable[[AttemptContext], Any]
     provider: str | None = None
     model: str | None = None
+    cost: Callable[[], TokenCost] | None = None
+    """The call's estimated tokens (``policies.tokens.lazy_cost``), asked only by a target with token limits."""
 
 
 class CallCore:
@@ -158,7 +161,7 @@ class CallCore:
         if nxt == _ADMIT:
             self.attempt += 1
             try:
-                ticket = self.executor.preflight.try_check(self.state)
+                ticket = self.executor.preflight.try_check(self.state, cost=self.candidate.cost)
             except ResilienceError as error:
                 self.rejected(error)
                 return self.step()
@@ -369,7 +372,7 @@ def _gate(
     if state.budget is not None:
         state.budget.record_request()
     try:
-        ticket = executor.preflight.try_check(state)
+        ticket = executor.preflight.try_check(state, cost=candidates[0].cost)
     except ResilienceError as error:
         core = _handover(executor, candidates, state)
         core.rejected(error)
@@ -477,7 +480,7 @@ def drive_core(core: CallCore, *, succeed: bool = True) -> Any:
                 return result
         elif op == WAIT:
             try:
-                ticket = executor.preflight.check(core.state, deadline=core.deadline)
+                ticket = executor.preflight.check(core.state, deadline=core.deadline, cost=core.candidate.cost)
             except ResilienceError as error:
                 core.rejected(error)
             else:
@@ -511,7 +514,7 @@ async def adrive_core(core: CallCore, *, succeed: bool = True) -> Any:
                 return result
         elif op == WAIT:
             try:
-                ticket = await executor.preflight.acheck(core.state, deadline=core.deadline)
+                ticket = await executor.preflight.acheck(core.state, deadline=core.deadline, cost=core.candidate.cost)
             except ResilienceError as error:
                 core.rejected(error)
             else:

@@ -199,7 +199,7 @@ class ResilientExecutor:
 
 def _candidate(target: str, fn: Callable[[AttemptContext], Any]) -> Candidate[Any]:
     """``Candidate(target, fn)`` without the Python-level ``NamedTuple.__new__`` (on every ``execute``)."""
-    return tuple.__new__(Candidate, (target, fn, None, None))
+    return tuple.__new__(Candidate, (target, fn, None, None, None))
 
 
 _EMPTY: Any = object()  # the first "chunk" of a stream that ended at once: an answer, not a failure

@@ -52,7 +52,8 @@ def _messages(answer: Any) -> list[Any]:
         return result
     if _get(answer, "usage_metadata") is not None or _get(answer, "response_metadata") is not None:
         return [answer]
-    return []
+    message = _get(answer, "message")  # a ChatGenerationChunk
+    return [message] if message is not None else []
 
 
 def response_headers(answer: Any) -> dict[str, str]:

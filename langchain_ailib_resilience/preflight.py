@@ -7,6 +7,7 @@ and frees the in-flight permit exactly once. The executor and the LiteLLM callba
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -15,7 +16,9 @@ from .config import ResilientConfig
 from .errors.classify import classify_error
 from .errors.codes import StandardErrorCode
 from .errors.exceptions import DeadlineExceededError, ResilienceError
+from .feedback import reported_usage
 from .policies.circuit_breaker import BreakerPermit, Transition
+from .policies.tokens import NOTHING, Reservation, TokenCost
 from .registry import DEFAULT_REGISTRY, Registry, TargetState
 from .state._store import loop_running
 
@@ -37,12 +40,16 @@ class Ticket:
     """What a passed preflight holds; settle it once with ``success()``, ``failure(...)``, ``settle(error)`` or
     ``release()``. Each returns the breaker's state change it caused, if any (``Transition``)."""
 
-    __slots__ = ("_settled", "permit", "state", "tokens")
+    __slots__ = ("_settled", "permit", "reserved", "state", "tokens")
 
-    def __init__(self, state: TargetState, permit: BreakerPermit, tokens: float) -> None:
+    def __init__(
+        self, state: TargetState, permit: BreakerPermit, tokens: float, reserved: Reservation = NOTHING
+    ) -> None:
         self.state = state
         self.permit = permit
         self.tokens = tokens
+        self.reserved = reserved
+        """The call's token reservation (token limits): reconciled on success, given back otherwise."""
         self._settled = False
 
     @property
@@ -68,6 +75,8 @@ class Ticket:
         self._settled = True
         if self.state.backpressure is not None:
             self.state.backpressure.release()
+        if self.reserved.parts and self.state.token_limits is not None:
+            self.state.token_limits.refund(self.reserved)  # failed, refused or cancelled: nothing to count
         return True
 
     def success(self, answer: Any = None) -> Transition | None:
@@ -81,6 +90,10 @@ class Ticket:
             state.backpressure.release()
         if state.pacer is not None:
             state.learn(answer)
+        if self.reserved.parts and state.token_limits is not None:
+            usage = reported_usage(answer)
+            if usage is not None:
+                state.token_limits.reconcile(self.reserved, TokenCost(*usage))
         return state.breaker.record_success(self.permit)
 
     def failure(self, error: BaseException | StandardErrorCode | None = None) -> Transition | None:
@@ -159,7 +172,9 @@ class PreflightChecker:
             inflight_wait = left if inflight_wait is None else min(inflight_wait, left)
         return rate_wait, inflight_wait
 
-    def try_check(self, state: TargetState, *, tokens: float = 1) -> Ticket | None:
+    def try_check(
+        self, state: TargetState, *, tokens: float = 1, cost: Callable[[], TokenCost] | None = None
+    ) -> Ticket | None:
         """Non-blocking fast path: a ticket if admission, tokens and a permit are all free now, else ``None``
         (nothing held). An open circuit still raises ``CircuitOpenError``. On an event loop's thread a target
         whose state lives in a store is always ``None``: only ``acheck`` may talk to the store there."""
@@ -172,12 +187,26 @@ class PreflightChecker:
         if limiter is not None and not limiter.try_acquire(tokens):
             state.breaker.release(permit)
             return None
+        reserved = NOTHING
+        if state.token_limits is not None and cost is not None:
+            maybe = state.token_limits.try_acquire(cost())
+            if maybe is None:
+                self._give_back(state, permit, tokens if limiter is not None else 0.0)
+                return None
+            reserved = maybe
         if backpressure is not None and not backpressure.try_acquire():
-            self._give_back(state, permit, tokens if limiter is not None else 0.0)
+            self._give_back(state, permit, tokens if limiter is not None else 0.0, reserved=reserved)
             return None
-        return Ticket(state, permit, tokens if limiter is not None else 0.0)
+        return Ticket(state, permit, tokens if limiter is not None else 0.0, reserved)
 
-    def check(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
+    def check(
+        self,
+        target: str | TargetState,
+        *,
+        tokens: float = 1,
+        deadline: float | None = None,
+        cost: Callable[[], TokenCost] | None = None,
+    ) -> Ticket:
         """Reserve admission, ``tokens`` and a permit for ``target`` (blocking), or raise a local rejection."""
         state = target if isinstance(target, TargetState) else self.state(target)
         rate_wait, inflight_wait = self._bounds(state, deadline)
@@ -189,21 +218,30 @@ class PreflightChecker:
             while (left := gate.wait_needed(self._left(until), state.target)) > 0:
                 self.clock.sleep(left)
         permit = state.breaker.admit()
-        taken, holding = 0.0, False
+        taken, holding, reserved = 0.0, False, NOTHING
         try:
             if state.limiter is not None:
                 state.limiter.acquire_or_raise(tokens=tokens, timeout=rate_wait)
                 taken = tokens
+            if state.token_limits is not None and cost is not None:
+                reserved = state.token_limits.acquire(cost(), rate_wait)
             if state.backpressure is not None:
                 state.backpressure.acquire(timeout=inflight_wait)
                 holding = True
             permit = self._readmit_if_stale(state, permit)
         except BaseException:
-            self._give_back(state, permit, taken, holding)
+            self._give_back(state, permit, taken, holding, reserved)
             raise
-        return Ticket(state, permit, taken)
+        return Ticket(state, permit, taken, reserved)
 
-    async def acheck(self, target: str | TargetState, *, tokens: float = 1, deadline: float | None = None) -> Ticket:
+    async def acheck(
+        self,
+        target: str | TargetState,
+        *,
+        tokens: float = 1,
+        deadline: float | None = None,
+        cost: Callable[[], TokenCost] | None = None,
+    ) -> Ticket:
         """Async ``check``; a cancelled caller gives back everything it held; a state store is only awaited."""
         state = target if isinstance(target, TargetState) else self.state(target)
         rate_wait, inflight_wait = self._bounds(state, deadline)
@@ -216,19 +254,21 @@ class PreflightChecker:
             while (left := gate.wait_needed(self._left(until), state.target)) > 0:
                 await self.clock.asleep(left)
         permit = state.breaker.admit()
-        taken, holding = 0.0, False
+        taken, holding, reserved = 0.0, False, NOTHING
         try:
             if state.limiter is not None:
                 await state.limiter.aacquire_or_raise(tokens=tokens, timeout=rate_wait)
                 taken = tokens
+            if state.token_limits is not None and cost is not None:
+                reserved = await state.token_limits.aacquire(cost(), rate_wait)
             if state.backpressure is not None:
                 await state.backpressure.aacquire(timeout=inflight_wait)
                 holding = True
             permit = self._readmit_if_stale(state, permit)
         except BaseException:
-            self._give_back(state, permit, taken, holding)
+            self._give_back(state, permit, taken, holding, reserved)
             raise
-        return Ticket(state, permit, taken)
+        return Ticket(state, permit, taken, reserved)
 
     def _left(self, until: float | None) -> float | None:
         return None if until is None else max(0.0, until - self.clock.now())
@@ -246,8 +286,16 @@ class PreflightChecker:
         return readmitted
 
     @staticmethod
-    def _give_back(state: TargetState, permit: BreakerPermit, taken: float, holding: bool = False) -> None:
+    def _give_back(
+        state: TargetState,
+        permit: BreakerPermit,
+        taken: float,
+        holding: bool = False,
+        reserved: Reservation = NOTHING,
+    ) -> None:
         state.breaker.release(permit)
+        if reserved.parts and state.token_limits is not None:
+            state.token_limits.refund(reserved)
         if taken and state.limiter is not None:
             state.limiter.refund(taken)
         if holding and state.backpressure is not None:

@@ -37,6 +37,7 @@ from .policies.circuit_breaker import CircuitBreaker
 from .policies.pause import PauseGate, pause_asked
 from .policies.rate_limiter import RateLimiter
 from .policies.retry import RetryBudget
+from .policies.tokens import TOKEN_DIMENSIONS, TokenDimension, TokenLimits
 from .signals import TargetSignals
 
 
@@ -66,6 +67,8 @@ class TargetState:
         elif self.gate is not None:
             self.gate.pause(seconds)
 
+    token_limits: TokenLimits | None = None
+    """Token buckets (tokens, input and output per minute); ``None`` when no token limit is configured."""
     pacer: AdaptiveRate | None = None
     """The limiter's learned rate (headers, 429 feedback, spacing margin); ``None`` without a limiter."""
 
@@ -150,6 +153,7 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
         else None
     )
     breaker = _build_breaker(target, config, clock)
+    token_limits = _build_token_limits(target, config, clock)
     gate: PauseGate | None = None
     if limiter is None and rl.pause_on_retry_after:
         if config.state_url:
@@ -168,10 +172,34 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
         state_backend=backend,
         clock=clock,
         uses_store=bool(config.state_url)
-        and (limiter is not None or hasattr(breaker, "arefresh") or (gate is not None and gate.shared)),
+        and (
+            limiter is not None
+            or hasattr(breaker, "arefresh")
+            or (gate is not None and gate.shared)
+            or token_limits is not None
+        ),
         gate=gate,
         pacer=pacer,
+        token_limits=token_limits,
     )
+
+
+def _build_token_limits(target: str, config: ResilientConfig, clock: Clock) -> TokenLimits | None:
+    rl = config.rate_limiter
+    buckets: dict[TokenDimension, RateLimiter] = {}
+    for dimension in TOKEN_DIMENSIONS:
+        per_minute = rl.token_limits.get(dimension)
+        if per_minute is None:
+            continue
+        rate, burst = per_minute / 60.0, rl.token_bucket(per_minute)
+        if config.state_url:
+            from .state import build_token_bucket
+
+            buckets[dimension] = build_token_bucket(target, dimension, config, clock, rate, burst)
+        else:
+            name = f"{target} {dimension}"
+            buckets[dimension] = RateLimiter(rate, burst, max_wait=rl.max_wait, clock=clock, name=name)
+    return TokenLimits(buckets) if buckets else None
 
 
 def _build_breaker(target: str, config: ResilientConfig, clock: Clock) -> CircuitBreaker:

@@ -268,6 +268,16 @@ class RateLimiter(BaseRateLimiter):
             if self._waiters:
                 self._waiters[0].wake()
 
+    def debit(self, tokens: float) -> None:
+        """Charge tokens used beyond those taken (a call that used more than it reserved): as many as the bucket
+        holds, never taking it below zero, never waiting."""
+        if not (tokens > 0 and math.isfinite(tokens)):
+            return
+        with self._lock:
+            self._refill(self._clock.now())
+            if self._tokens > 0:
+                self._tokens = max(0.0, self._tokens - tokens)
+
     # --- pacing -------------------------------------------------------------------------------------------
 
     def pause(self, seconds: float) -> None:

@@ -51,6 +51,27 @@ def build_pause_gate(target: str, config: ResilientConfig, clock: Clock) -> Paus
     return PauseGate(clock, _store_for(config.state_url, clock), pause_key(target))
 
 
+def token_key(target: str, dimension: str) -> str:
+    """The store key of one of a target's token buckets (same hash tag as its request bucket)."""
+    return f"ailib:tk:{{{target}}}:{dimension}"
+
+
+def build_token_bucket(
+    target: str, dimension: str, config: ResilientConfig, clock: Clock, rate: float, burst: int
+) -> SharedRateLimiter:
+    """One of ``target``'s token buckets on ``config.state_url``: shared by every process, like its requests."""
+    assert config.state_url
+    return SharedRateLimiter(
+        _store_for(config.state_url, clock),
+        token_key(target, dimension),
+        rate,
+        burst,
+        max_wait=config.rate_limiter.max_wait,
+        clock=clock,
+        name=f"{target} {dimension}",
+    )
+
+
 def redis_store(url: str) -> RedisStateStore:
     """One store (one connection pool) per URL in this process, shared by all its targets."""
     with _stores_lock:
@@ -120,6 +141,8 @@ __all__ = [
     "build_breaker",
     "build_pause_gate",
     "build_shared_limiter",
+    "build_token_bucket",
     "pause_key",
     "redis_store",
+    "token_key",
 ]

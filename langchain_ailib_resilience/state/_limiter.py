@@ -302,6 +302,27 @@ class SharedRateLimiter(RateLimiter):
             if self._waiters:
                 self._waiters[0].wake()
 
+    def debit(self, tokens: float) -> None:
+        """Charge tokens used beyond those taken, in the shared bucket: as many as it holds (read, then taken; a
+        race with another process can only charge less), never below zero. On an event loop, by a task."""
+        if not (tokens > 0 and math.isfinite(tokens)):
+            return
+        if loop_running():
+            task = asyncio.ensure_future(self._adebit(tokens))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
+            return
+        self._shared_take(0.0)
+        part = min(tokens, self._tokens)
+        if part > 0:
+            self._shared_take(part)
+
+    async def _adebit(self, tokens: float) -> None:
+        await self._ashared_take(0.0)
+        part = min(tokens, self._tokens)
+        if part > 0:
+            await self._ashared_take(part)
+
     def pause(self, seconds: float) -> None:
         """Grant nothing for ``seconds``, in every process sharing the bucket. On an event loop the store is told
         by a background task (never a blocking call on the loop); the local mirror pauses at once either way."""

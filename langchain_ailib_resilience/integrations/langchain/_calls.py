@@ -30,6 +30,7 @@ except ImportError:  # pragma: no cover - other langchain-core versions
 
 from ...events import EventListener
 from ...executor import AttemptContext, Candidate, ResilientExecutor
+from ...policies.tokens import TokenCost, lazy_cost
 from ._events import Reporter
 
 _NO_KWARGS: Mapping[str, Any] = {}
@@ -48,6 +49,17 @@ class Route(NamedTuple):
     takes_timeout: bool = False
     # The model's own request timeout, kept when it is the shorter one.
     timeout_cap: float | None = None
+
+
+def route_cost(route: Route, messages: Any, kwargs: Mapping[str, Any]) -> Callable[[], TokenCost]:
+    """The call's estimated tokens for ``route``: its ``max_tokens`` from the call, the route or the model."""
+    params: dict[str, Any] = {**route.kwargs, **kwargs}
+    for name in ("max_completion_tokens", "max_tokens"):
+        if name not in params:
+            value = getattr(route.runnable, name, None)
+            if isinstance(value, int):
+                params[name] = value
+    return lazy_cost(route.model, messages, params)
 
 
 class Call:
@@ -77,7 +89,9 @@ class Call:
         self.reporter = Reporter(run_manager)
 
     def candidates(self, fn: Callable[[AttemptContext], Any]) -> list[Candidate[Any]]:
-        return [Candidate(r.target, fn, r.provider, r.model) for r in self.routes]
+        return [
+            Candidate(r.target, fn, r.provider, r.model, route_cost(r, self.input, self.kwargs)) for r in self.routes
+        ]
 
     def listeners(self, *, is_async: bool) -> tuple[EventListener, ...]:
         reporter = self.reporter

@@ -20,7 +20,7 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from ...executor import AttemptContext, Candidate, ResilientExecutor
-from ._calls import Route, aclose
+from ._calls import Route, aclose, route_cost
 from ._events import AnyRunManager, Reporter
 
 
@@ -49,7 +49,7 @@ def generate(
 
     reporter = _reporter(run_manager)
     listeners = (reporter.report,) if reporter else ()
-    candidates = [Candidate(r.target, attempt, r.provider, r.model) for r in routes]
+    candidates = [Candidate(r.target, attempt, r.provider, r.model, route_cost(r, messages, kwargs)) for r in routes]
     return executor.run_sync(candidates, listeners)
 
 
@@ -71,7 +71,7 @@ async def agenerate(
         return await _chat_model(route)._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **merged)
 
     listeners = (reporter.queue,) if reporter else ()
-    candidates = [Candidate(r.target, attempt, r.provider, r.model) for r in routes]
+    candidates = [Candidate(r.target, attempt, r.provider, r.model, route_cost(r, messages, kwargs)) for r in routes]
     try:
         return await executor.run(candidates, listeners)
     finally:
@@ -157,7 +157,7 @@ def stream_chunks(
 
     reporter = _reporter(run_manager)
     listeners = (reporter.report,) if reporter else ()
-    candidates = [Candidate(r.target, attempt, r.provider, r.model) for r in routes]
+    candidates = [Candidate(r.target, attempt, r.provider, r.model, route_cost(r, messages, kwargs)) for r in routes]
     yield from executor.stream(candidates, listeners)
 
 
@@ -177,7 +177,7 @@ async def astream_chunks(
         return _amodel_chunks(_chat_model(route), messages, stop, run_manager, merged, reporter)
 
     listeners = (reporter.queue,) if reporter else ()
-    candidates = [Candidate(r.target, attempt, r.provider, r.model) for r in routes]
+    candidates = [Candidate(r.target, attempt, r.provider, r.model, route_cost(r, messages, kwargs)) for r in routes]
     stream: AsyncIterator[ChatGenerationChunk] = executor.astream(candidates, listeners)
     try:
         async for chunk in stream:

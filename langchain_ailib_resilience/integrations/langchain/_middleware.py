@@ -19,6 +19,7 @@ event named ``resilience.<kind>`` on the model node's run, as ``ResilientChatMod
 from __future__ import annotations
 
 import contextlib
+import functools
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, cast
@@ -34,6 +35,7 @@ from ...clock import Clock
 from ...config import ResilientConfig
 from ...events import ResilienceEvent
 from ...executor import AttemptContext, Candidate, ResilientExecutor
+from ...policies.tokens import TokenCost, estimate_cost
 from ...registry import Registry
 from ._events import EVENT_PREFIX
 from ._targets import TargetSpec, build_model, describe, parse_targets
@@ -192,8 +194,13 @@ class ResilienceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
                 chain = self._chains[id(model)] = _Chain(self, model)
         return chain
 
-    def _candidates(self, chain: _Chain, attempt: Callable[[AttemptContext], Any]) -> list[Candidate[Any]]:
-        return [Candidate(spec.name, attempt, spec.provider, spec.model_name) for spec in chain.specs]
+    def _candidates(
+        self, chain: _Chain, attempt: Callable[[AttemptContext], Any], request: ModelRequest[Any]
+    ) -> list[Candidate[Any]]:
+        return [
+            Candidate(spec.name, attempt, spec.provider, spec.model_name, _cost(chain, index, request))
+            for index, spec in enumerate(chain.specs)
+        ]
 
     def wrap_model_call(self, request: ModelRequest[Any], handler: ModelHandler) -> ModelResponse[Any] | AIMessage:
         chain = self._chain(request.model)
@@ -206,7 +213,8 @@ class ResilienceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
         escaped: BaseException
         try:
-            return cast("ModelResponse[Any]", self._executor.run_sync(self._candidates(chain, attempt), (_dispatch,)))
+            candidates = self._candidates(chain, attempt, request)
+            return cast("ModelResponse[Any]", self._executor.run_sync(candidates, (_dispatch,)))
         except _Escape as carrier:
             escaped = carrier.error
         raise escaped
@@ -228,10 +236,23 @@ class ResilienceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
         escaped: BaseException
         try:
-            return cast("ModelResponse[Any]", await self._executor.run(self._candidates(chain, attempt), (events,)))
+            candidates = self._candidates(chain, attempt, request)
+            return cast("ModelResponse[Any]", await self._executor.run(candidates, (events,)))
         except _Escape as carrier:
             escaped = carrier.error
         finally:
             if events.pending:
                 await events.flush()
         raise escaped
+
+
+def _cost(chain: _Chain, index: int, request: ModelRequest[Any]) -> Callable[[], TokenCost]:
+    """The call's estimated tokens on the chain's ``index``-th model (asked only under token limits)."""
+
+    def estimate() -> TokenCost:
+        model = chain.model(index)
+        params = {name: getattr(model, name, None) for name in ("max_completion_tokens", "max_tokens")}
+        messages = [*([request.system_message] if request.system_message is not None else []), *request.messages]
+        return estimate_cost(chain.specs[index].model_name, messages, params)
+
+    return functools.cache(estimate)

@@ -55,6 +55,7 @@ from ...errors.codes import StandardErrorCode
 from ...errors.exceptions import DeadlineExceededError, ResilienceError
 from ...events import EventListener, ResilienceEvent, call_listeners, emit, rejection_reason
 from ...policies.circuit_breaker import BreakerPermit, CircuitState
+from ...policies.tokens import lazy_cost
 from ...preflight import PreflightChecker, Ticket
 from ...registry import DEFAULT_REGISTRY, Registry, TargetState
 from ...signals import SignalsSnapshot
@@ -297,7 +298,7 @@ class ResilienceCallback(CustomLogger):
             return None  # this callback is listed twice, or a twin sharing our registry admitted the call
         listeners = call_listeners()
         try:
-            ticket = await self.preflight.acheck(state)
+            ticket = await self.preflight.acheck(state, cost=lazy_cost(model, kwargs.get("messages") or [], kwargs))
         except ResilienceError as error:
             detail = {"reason": rejection_reason(error)}
             emit(listeners, ResilienceEvent("rejected", target, 1, error.code, error.retry_after, error, detail))

@@ -13,7 +13,7 @@ for that target (``{"model": "openai/gpt-4o-mini", "api_base": "https://backup.e
 from __future__ import annotations
 
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -22,6 +22,7 @@ from ...clock import Clock
 from ...config import ConfigError, ResilientConfig
 from ...events import EventListener
 from ...executor import AttemptContext, Candidate, ResilientExecutor, aserve, serve
+from ...policies.tokens import TokenCost, lazy_cost
 from ...registry import Registry
 from ._common import coerce_config, managed_call_id, provider_and_model, target_key
 
@@ -122,6 +123,12 @@ def _target(kwargs: dict[str, Any]) -> _Target:
         custom_llm_provider=kwargs.get("custom_llm_provider"),
     )
     return _Target(name, provider, model_name, kwargs)
+
+
+def _cost(target: _Target) -> Callable[[], TokenCost]:
+    """The call's estimated tokens, counted only if the target has token limits."""
+    kwargs = target.kwargs
+    return lazy_cost(kwargs.get("model", target.model), kwargs.get("messages") or [], kwargs)
 
 
 def _attempt_kwargs(target: _Target, ctx: AttemptContext) -> dict[str, Any]:
@@ -297,14 +304,16 @@ async def resilient_acompletion(
         def fn(ctx: AttemptContext) -> Awaitable[Any]:
             return litellm.acompletion(**_attempt_kwargs(target, ctx))  # type: ignore[no-any-return]
 
-        return Candidate(target.name, fn, provider=target.provider, model=target.model)
+        return Candidate(target.name, fn, target.provider, target.model, _cost(target))
 
     return await executor.run([call(target) for target in targets])
 
 
 def _stream_candidates(targets: list[_Target], attempt: Any) -> list[Candidate[Any]]:
     def call(target: _Target) -> Candidate[Any]:
-        return Candidate(target.name, lambda ctx: attempt(_attempt_kwargs(target, ctx)), target.provider, target.model)
+        return Candidate(
+            target.name, lambda ctx: attempt(_attempt_kwargs(target, ctx)), target.provider, target.model, _cost(target)
+        )
 
     return [call(target) for target in targets]
 
@@ -347,7 +356,7 @@ def resilient_completion(
         def fn(ctx: AttemptContext) -> Any:
             return litellm.completion(**_attempt_kwargs(target, ctx))
 
-        return Candidate(target.name, fn, provider=target.provider, model=target.model)
+        return Candidate(target.name, fn, target.provider, target.model, _cost(target))
 
     return executor.run_sync([call(target) for target in targets])
 
