@@ -27,9 +27,11 @@ from ..registry import live_registries
 _RECENT_KINDS = frozenset({"retry", "fallback", "rejected", "state_change", "give_up", "failure"})
 _COUNTED = ("retry", "fallback", "rejected", "give_up", "failure")
 
-# Learned limits (adaptive pacing) are read from the target's signals when the limiter reports them, under
-# this field; a source registered with ``set_learned_limits_source`` takes precedence.
+# Learned limits (adaptive pacing): the rate an adaptive limiter learned (``rate_source`` "headers" or
+# "429-feedback" in the target's signals), its spacing margin, and a provider's pause still running; shown under
+# this field. A source registered with ``set_learned_limits_source`` takes precedence.
 LEARNED_FIELD = "learned_limits"
+_LEARNED_SOURCES = frozenset({"headers", "429-feedback"})
 _learned_source: Callable[[str], Mapping[str, Any] | None] | None = None
 
 
@@ -77,11 +79,24 @@ class WatchRecorder(events.Hook):
                 if signals is None:
                     continue
                 row = asdict(signals)
-                learned = _learned_source(name) if _learned_source is not None else row.get(LEARNED_FIELD)
+                learned = _learned_source(name) if _learned_source is not None else learned_limits(row)
                 row[LEARNED_FIELD] = dict(learned) if learned else None
                 row["counts"] = {kind: counts.get(name, {}).get(kind, 0) for kind in _COUNTED}
                 targets[name] = row
         return {"time": time.time(), "targets": targets, "recent": recent}
+
+
+def learned_limits(signals: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the target's limiter learned, from its signals (``None`` when it paces at a configured rate only)."""
+    learned: dict[str, Any] = {}
+    if signals.get("rate_source") in _LEARNED_SOURCES and signals.get("rate_limit") is not None:
+        learned["rps"] = round(float(signals["rate_limit"]), 2)
+        learned["from"] = signals["rate_source"]
+        if signals.get("spacing_margin"):
+            learned["margin"] = f"{float(signals['spacing_margin']):.0%}"
+    if signals.get("paused_for"):
+        learned["paused"] = f"{float(signals['paused_for']):.1f}s"
+    return learned or None
 
 
 _recorder: WatchRecorder | None = None

@@ -93,6 +93,35 @@ async def test_learned_limits_are_shown_when_a_source_reports_them(
     assert "rpm=600, tpm=90000" in draw(render(data))
 
 
+async def test_an_adaptive_limiters_learned_rate_is_shown(clock: FakeClock, recorder: _watch.WatchRecorder) -> None:
+    config = ResilientConfig(
+        retry=RetryConfig(max_retries=1, initial_delay=0.1, max_delay=0.2, jitter="none"),
+        rate_limiter=RateLimiterConfig(requests_per_second=10, burst_size=1, adaptive=True),
+    )
+    executor = ResilientExecutor(config, registry=Registry(), clock=clock)
+    outcomes: list[BaseException | str] = [ResilienceError("429", code="E2001"), "ok"]
+
+    async def storm() -> str:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    await executor.execute(storm, target="watch/adaptive")  # a 429 with no limit stated: AIMD lowers the rate
+    row = recorder.snapshot()["targets"]["watch/adaptive"]
+    assert row["rate_source"] == "429-feedback" and row["rate_limit"] < 10
+    assert row["learned_limits"] == {"rps": round(row["rate_limit"], 2), "from": "429-feedback"}
+    assert f"rps={round(row['rate_limit'], 2):g}, from=429-feedback" in draw(render(recorder.snapshot()))
+
+
+def test_learned_limits_come_from_the_signals_and_a_configured_rate_is_not_learned() -> None:
+    assert _watch.learned_limits({"rate_source": "configured", "rate_limit": 5.0}) is None
+    assert _watch.learned_limits({"rate_source": "unlearned", "rate_limit": None}) is None
+    assert _watch.learned_limits(
+        {"rate_source": "headers", "rate_limit": 8.333, "spacing_margin": 0.02, "paused_for": 1.25}
+    ) == {"rps": 8.33, "from": "headers", "margin": "2%", "paused": "1.2s"}
+
+
 async def test_the_server_and_the_watch_command_show_another_processs_view(
     clock: FakeClock, capsys: pytest.CaptureFixture[str]
 ) -> None:
