@@ -45,9 +45,9 @@ from .errors import (
 from .events import ResilienceEvent
 from .executor import AttemptContext, Candidate, ResilientExecutor
 from .fallback import FallbackChain
+from .integrations.langchain._rate_limiter import RateLimiter
 from .policies.backpressure import Backpressure
 from .policies.circuit_breaker import CircuitBreaker, CircuitState
-from .policies.rate_limiter import RateLimiter
 from .preflight import PreflightChecker, Ticket
 from .registry import Registry, reset_registry, signals_snapshot
 from .signals import SignalsSnapshot, TargetSignals

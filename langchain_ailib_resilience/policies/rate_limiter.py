@@ -2,8 +2,8 @@
 
 Separate rate and burst; weighted acquire (``tokens=n``); ``try_acquire``; blocking acquire bounded by a
 timeout that is decided *up front* from the queue (a caller that would wait too long is told at once how long);
-a cancelled or timed-out waiter consumes nothing. Also a LangChain ``BaseRateLimiter``, so
-``ChatOpenAI(rate_limiter=RateLimiter(...))`` works.
+a cancelled or timed-out waiter consumes nothing. Pure policy: it imports nothing from LangChain; the package
+root's ``RateLimiter`` is this bucket as a LangChain ``BaseRateLimiter`` (``integrations.langchain._rate_limiter``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ import math
 import threading
 from collections import deque
 
-from langchain_core.rate_limiters import BaseRateLimiter
-
 from ..clock import SYSTEM_CLOCK, Clock
 from ..errors.exceptions import RateLimitExceededError
 from ._bucket import EPSILON as _EPSILON
@@ -21,7 +19,7 @@ from ._bucket import apply_bucket
 from ._waiter import Waiter
 
 
-class RateLimiter(BaseRateLimiter):
+class RateLimiter:
     """A token bucket: ``requests_per_second`` tokens refill per second, up to ``burst_size`` in the bucket.
 
     Example::

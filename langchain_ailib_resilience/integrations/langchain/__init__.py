@@ -22,26 +22,40 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._events import EVENT_PREFIX
-from ._fallback import fallback_runnable
-from ._model import ModelSpec, ResilientChatModel
-from ._runnable import ResilientRunnable
+from ._rate_limiter import RateLimiter
 
 if TYPE_CHECKING:
+    from ._fallback import fallback_runnable
     from ._middleware import ResilienceMiddleware
+    from ._model import ModelSpec, ResilientChatModel
+    from ._runnable import ResilientRunnable
+
+# Loaded on first use: the chat model pulls in LangChain's chat-model machinery, the middleware its agent
+# machinery; the package root imports ``RateLimiter`` from here and must stay light.
+_LAZY = {
+    "fallback_runnable": "._fallback",
+    "ModelSpec": "._model",
+    "ResilientChatModel": "._model",
+    "ResilientRunnable": "._runnable",
+    "ResilienceMiddleware": "._middleware",
+}
 
 
 def __getattr__(name: str) -> Any:
-    if name == "ResilienceMiddleware":
-        from ._middleware import ResilienceMiddleware
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from importlib import import_module
 
-        globals()[name] = ResilienceMiddleware
-        return ResilienceMiddleware
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 
 __all__ = [
     "EVENT_PREFIX",
     "ModelSpec",
+    "RateLimiter",
     "ResilienceMiddleware",
     "ResilientChatModel",
     "ResilientRunnable",
