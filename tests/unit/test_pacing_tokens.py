@@ -18,7 +18,7 @@ from langchain_ailib_resilience import (
     ResilientExecutor,
     RetryConfig,
 )
-from langchain_ailib_resilience.policies import tokens as tk
+from langchain_ailib_resilience import token_estimate as tk
 from langchain_ailib_resilience.policies.rate_limiter import RateLimiter
 from langchain_ailib_resilience.policies.tokens import Reservation, TokenCost, TokenLimits
 from langchain_ailib_resilience.preflight import PreflightChecker

@@ -30,7 +30,8 @@ except ImportError:  # pragma: no cover - other langchain-core versions
 
 from ...events import EventListener
 from ...executor import AttemptContext, Candidate, ResilientExecutor
-from ...policies.tokens import TokenCost, lazy_cost
+from ...policies.tokens import TokenCost
+from ...token_estimate import lazy_cost
 from ._events import Reporter
 
 _NO_KWARGS: Mapping[str, Any] = {}

@@ -35,8 +35,9 @@ from ...clock import Clock
 from ...config import ResilientConfig
 from ...events import ResilienceEvent
 from ...executor import AttemptContext, Candidate, ResilientExecutor
-from ...policies.tokens import TokenCost, estimate_cost
+from ...policies.tokens import TokenCost
 from ...registry import Registry
+from ...token_estimate import estimate_cost
 from ._events import EVENT_PREFIX
 from ._targets import TargetSpec, build_model, describe, parse_targets
 

@@ -55,10 +55,10 @@ from ...errors.codes import StandardErrorCode
 from ...errors.exceptions import DeadlineExceededError, ResilienceError
 from ...events import EventListener, ResilienceEvent, call_listeners, emit, rejection_reason
 from ...policies.circuit_breaker import BreakerPermit, CircuitState
-from ...policies.tokens import lazy_cost
 from ...preflight import PreflightChecker, Ticket
 from ...registry import DEFAULT_REGISTRY, Registry, TargetState
 from ...signals import SignalsSnapshot
+from ...token_estimate import lazy_cost
 from . import _proxy
 from ._common import (
     canonical_model,

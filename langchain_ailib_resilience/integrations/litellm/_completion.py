@@ -22,8 +22,9 @@ from ...clock import Clock
 from ...config import ConfigError, ResilientConfig
 from ...events import EventListener
 from ...executor import AttemptContext, Candidate, ResilientExecutor, aserve, serve
-from ...policies.tokens import TokenCost, lazy_cost
+from ...policies.tokens import TokenCost
 from ...registry import Registry
+from ...token_estimate import lazy_cost
 from ._common import coerce_config, managed_call_id, provider_and_model, target_key
 
 # LiteLLM's own retry machinery; each would multiply our attempts or hide them from the policies.
