@@ -179,6 +179,15 @@ def test_a_typo_in_a_per_target_mapping_is_an_error_naming_the_key() -> None:
         ResilientChatModel(CONFIG, model={"model": "openai/gpt-4o", "api_bsae": "http://127.0.0.1:8000/v1"})
     with pytest.raises(ValueError, match=r"fallbacks\[0\]: unknown key 'temprature'.*'temperature'"):
         ResilientChatModel(CONFIG, model="openai/gpt-4o", fallbacks=[{"model": "openai/x", "temprature": 0}])
+    # The same for LangChain's "provider:model" form (init_chat_model would move the key into model_kwargs).
+    with pytest.raises(ValueError, match=r"unknown key 'api_bsae' for ChatOpenAI"):
+        ResilientChatModel(
+            CONFIG, model={"model": "openai:gpt-4o", "api_bsae": "http://127.0.0.1:8000/v1", "api_key": "k"}
+        )
+    with pytest.raises(ValueError, match=r"fallbacks\[0\]: unknown key 'base_ulr' for ChatAnthropic"):
+        ResilientChatModel(
+            CONFIG, model="openai/gpt-4o", fallbacks=[{"model": "anthropic:claude-x", "base_ulr": "u", "api_key": "k"}]
+        )
     with pytest.raises(ValueError, match=r"litellm_kwargs: unknown key 'api_kye'"):
         ResilientChatModel(CONFIG, model="openai/gpt-4o", litellm_kwargs={"api_kye": "k"})
 

@@ -127,6 +127,7 @@ def _parse_one(entry: Any, where: str, shared: Mapping[str, Any], standard: Mapp
     if isinstance(entry, str) and (langchain_id := _langchain_id(entry)) is not None:
         given = {k: v for k, v in standard.items() if v is not None}
         entry = _init_chat_model(langchain_id, {**given, **per_target}, where)
+        _check_model_kwargs(entry, per_target, where)
         per_target = {}
     if isinstance(entry, BaseChatModel):
         provider, model_name = _instance_identity(entry)
@@ -199,6 +200,22 @@ def _init_chat_model(langchain_id: tuple[str, str], kwargs: Mapping[str, Any], w
     if not isinstance(model, BaseChatModel):
         raise TypeError(f"{where}: init_chat_model({provider}:{model_name}) gave {describe(model)}, not a chat model")
     return model
+
+
+def _check_model_kwargs(model: BaseChatModel, kwargs: Mapping[str, Any], where: str) -> None:
+    """Every key must be a field (or its alias) of the model ``init_chat_model`` built: a typo is an error.
+
+    The partner classes move unknown keywords into ``model_kwargs`` with only a warning, so ``api_bsae`` would
+    be sent in the request body while the call (and its key) went to the provider's public endpoint.
+    """
+    fields = type(model).model_fields
+    known = set(fields) | {f.alias for f in fields.values() if f.alias} | {"configurable_fields", "config_prefix"}
+    for key in kwargs:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(key, sorted(known), n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"{where}: unknown key {key!r} for {type(model).__name__}{hint}")
 
 
 def _instance_identity(model: BaseChatModel) -> tuple[str | None, str | None]:
