@@ -47,7 +47,7 @@ proxy_handler_instance = ResilienceCallback(
 )
 """
 
-GROUPS = ("outage", "healthy", "storm", "quota", "backup", "slow", "burst")
+GROUPS = ("outage", "healthy", "storm", "quota", "backup", "slow", "burst", "stream", "stream429", "streamdrop")
 LITELLM = Path(sys.executable).with_name("litellm")
 pytestmark = pytest.mark.skipif(not LITELLM.exists(), reason="needs the litellm proxy CLI (litellm[proxy])")
 
@@ -143,6 +143,8 @@ def proxy(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         emulator.set_default("quota-x", Fault.quota())
         emulator.set_default("slow-x", Success(latency=2.0))
         emulator.set_default("pair-dead-x", Fault.server_error(500))
+        emulator.set_default("stream429-x", Fault.rate_limit(0.2))
+        emulator.set_default("streamdrop-x", Fault.stream_drop(after_chunks=2))
         yield Proxy(url=url, key=key, log=log, emulator=emulator)
     finally:
         process.terminate()
@@ -270,6 +272,74 @@ def test_quota_falls_back_and_keeps_the_spent_deployment_out(proxy: Proxy) -> No
     # One request found the quota spent (E2002: not retried); the quota cooldown keeps the deployment out.
     assert proxy.emulator.count("quota-x") == 1
     assert proxy.emulator.count("backup-x") == 4
+
+
+@dataclass
+class Streamed:
+    status: int
+    headers: httpx.Headers
+    text: str
+    error: str | None = None
+
+
+def _stream(proxy: Proxy, model: str) -> Streamed:
+    """Stream a chat completion through the proxy with the OpenAI client, reading every chunk."""
+    try:
+        raw = proxy.client().chat.completions.with_raw_response.create(
+            model=model, messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+    except openai.APIStatusError as error:
+        return Streamed(error.status_code, error.response.headers, error.response.text)
+    pieces: list[str] = []
+    try:
+        for chunk in raw.parse():
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+    except (openai.APIError, httpx.HTTPError) as error:
+        return Streamed(raw.status_code, raw.headers, "".join(pieces), error=type(error).__name__)
+    return Streamed(raw.status_code, raw.headers, "".join(pieces))
+
+
+def _inflight_remaining(proxy: Proxy, model: str) -> str:
+    """The in-flight headroom the proxy reports for ``model`` on its next (refused or answered) call."""
+    return _ask(proxy, model).headers["x-resilience-inflight-remaining"]
+
+
+def test_stream_healthy_carries_state_headers_and_releases_its_permit(proxy: Proxy) -> None:
+    streams = [_stream(proxy, "stream") for _ in range(3)]
+    for streamed in streams:
+        assert streamed.status == 200 and streamed.error is None
+        assert streamed.text
+        assert streamed.headers["x-resilience-circuit-state"] == "closed"
+    assert proxy.emulator.count("stream-x") == 3
+    assert _inflight_remaining(proxy, "stream") == str(MAX_INFLIGHT)  # every stream's permit went back
+
+
+def test_stream_429_before_the_first_chunk_counts_once_per_attempt(proxy: Proxy) -> None:
+    streams = [_stream(proxy, "stream429") for _ in range(5)]
+    assert streams[0].status == 429  # the provider's 429, before any chunk
+    # Each attempt (one plus one Router retry per request) counted once: the breaker opens at the threshold.
+    assert proxy.emulator.count("stream429-x") == FAILURE_THRESHOLD
+    for streamed in streams[2:]:
+        assert streamed.status == 503
+        assert int(streamed.headers["retry-after"]) >= 1
+        assert streamed.headers["x-resilience-error-code"] == "E3002"
+    assert _inflight_remaining(proxy, "stream429") == str(MAX_INFLIGHT)
+
+
+def test_stream_dropped_mid_way_settles_once_and_releases_its_permit(proxy: Proxy) -> None:
+    first = _stream(proxy, "streamdrop")
+    assert first.status == 200  # the stream had started: the proxy cannot change its status any more
+    assert first.error is not None or proxy.emulator.count("streamdrop-x") == 1
+    for _ in range(FAILURE_THRESHOLD - 1):
+        _stream(proxy, "streamdrop")
+    # Each broken stream counted once: the breaker opened exactly at the threshold, not before.
+    assert proxy.emulator.count("streamdrop-x") == FAILURE_THRESHOLD
+    refused = _stream(proxy, "streamdrop")
+    assert refused.status == 503
+    assert refused.headers["x-resilience-error-code"] == "E3002"
+    assert proxy.emulator.count("streamdrop-x") == FAILURE_THRESHOLD
+    assert _inflight_remaining(proxy, "streamdrop") == str(MAX_INFLIGHT)
 
 
 def test_no_bug_report_in_the_proxy_log(proxy: Proxy) -> None:
