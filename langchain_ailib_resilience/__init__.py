@@ -8,6 +8,7 @@ resilient completion functions. The integrations load lazily: importing this pac
 
 from __future__ import annotations
 
+from importlib import metadata as _metadata
 from typing import TYPE_CHECKING, Any
 
 from .clock import Clock, FakeClock, SystemClock
@@ -56,7 +57,10 @@ if TYPE_CHECKING:
     from .integrations.langchain import ResilienceMiddleware, ResilientChatModel
     from .integrations.litellm import ResilienceCallback, resilient_acompletion, resilient_completion
 
-__version__ = "0.1.0"
+try:
+    __version__ = _metadata.version("langchain-ailib-resilience")
+except _metadata.PackageNotFoundError:  # a source tree on sys.path without an install
+    __version__ = "0.0.0+unknown"
 
 _LAZY = {
     "ResilientChatModel": "langchain",
