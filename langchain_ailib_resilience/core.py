@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 from .errors.classify import classify_error
 from .errors.codes import StandardErrorCode
 from .errors.exceptions import AttemptRecord, DeadlineExceededError, ProviderTimeoutError, ResilienceError
-from .events import EventKind, EventListener, ResilienceEvent, call_listeners, emit, rejection_reason
+from .events import EventKind, EventListener, ResilienceEvent, call_listeners, emit, rejection_reason, subscribed
 from .policies import retry as retry_policy
 from .policies.circuit_breaker import Transition
 from .policies.tokens import TokenCost
 from .preflight import Ticket
+from .registry import TargetState
 
 if TYPE_CHECKING:
     from .executor import ResilientExecutor
-    from .registry import TargetState
 
 T = TypeVar("T")
 
@@ -47,7 +47,10 @@ _ADMIT = 4  # internal: the next step takes a ticket
 
 
 class AttemptContext:
-    """Handed to each attempt: which target, which attempt (1-based), which candidate, and the time it has."""
+    """Handed to each attempt: which target, which attempt (1-based), which candidate, and the time it has.
+
+    Read-only by contract: the first attempt's context of a call with no deadline is shared (it is the same for
+    every such call of one executor and target), so the happy path allocates none."""
 
     __slots__ = ("attempt", "index", "target", "timeout")
 
@@ -354,7 +357,7 @@ class CallCore:
         self.event(ResilienceEvent("failure", where, 0, code, None, error, detail))
 
 
-# --- the happy path -----------------------------------------------------------------------------------------
+# --- the drivers, and their happy path ------------------------------------------------------------------------
 # With no deadline and nobody listening, a call whose first attempt is admitted at once and succeeds has no
 # decision to make and no event to build: ``_gate`` takes the ticket and the driver calls and counts the
 # success, without building a core. Anything else (a wait, a rejection, a failure) is handed to a ``CallCore``
@@ -363,21 +366,24 @@ class CallCore:
 
 def _gate(
     executor: ResilientExecutor, candidates: Sequence[Candidate[Any]], listeners: Sequence[EventListener]
-) -> Ticket | CallCore:
-    """A ticket for the first candidate, free now, when the happy path needs no core; else the core to drive."""
+) -> Ticket | CallCore | TargetState:
+    """A ticket for the first candidate, free now, when the happy path needs no core; its state when the only
+    thing in the way is a wait at its gate that nobody hears of; else the core to drive."""
     observers = call_listeners()
     if observers or listeners or not executor.quiet or not candidates:
         return CallCore(executor, candidates, listeners, observers)
-    state = executor.state(candidates[0].target)
+    state = executor._states.get(candidates[0].target)  # (``executor.state``, inlined for the happy path)
+    if state is None or state.retired:
+        state = executor.state(candidates[0].target)
     if state.budget is not None:
         state.budget.record_request()
     try:
         ticket = executor.preflight.try_check(state, cost=candidates[0].cost)
     except ResilienceError as error:
-        core = _handover(executor, candidates, state)
-        core.rejected(error)
-        return core
+        return _rejected_first(executor, candidates, state, error)
     if ticket is None:
+        if not subscribed():
+            return state  # a quiet wait: the driver waits at the gate and goes on as on the happy path
         core = _handover(executor, candidates, state)
         core._wait_started = executor.clock.now()
         core._next = WAIT
@@ -390,6 +396,14 @@ def _handover(executor: ResilientExecutor, candidates: Sequence[Candidate[Any]],
     core = CallCore.__new__(CallCore)
     core._start(executor, candidates, (), (), state)
     core.attempt = 1
+    return core
+
+
+def _rejected_first(
+    executor: ResilientExecutor, candidates: Sequence[Candidate[Any]], state: TargetState, error: ResilienceError
+) -> CallCore:
+    core = _handover(executor, candidates, state)
+    core.rejected(error)
     return core
 
 
@@ -406,18 +420,26 @@ def _failed_first(
     return core
 
 
-# --- the drivers --------------------------------------------------------------------------------------------
-
-
 def drive(
-    executor: ResilientExecutor, candidates: Sequence[Candidate[Any]], listeners: Sequence[EventListener] = ()
+    executor: ResilientExecutor,
+    candidates: Sequence[Candidate[Any]],
+    listeners: Sequence[EventListener] = (),
+    *,
+    core: CallCore | None = None,
 ) -> Any:
-    """One call, blocking: the result of the winning attempt, counted as a success.
+    """One call, blocking: the result of the winning attempt, counted as a success. Given ``core`` (a stream's
+    opening), that core is driven and the winner's ticket stays held for the stream.
 
     A running sync call cannot be interrupted in Python: ``ctx.timeout`` is for the client's own timeout."""
-    start = _gate(executor, candidates, listeners)
+    start = _gate(executor, candidates, listeners) if core is None else core
+    if isinstance(start, TargetState):
+        state = start
+        try:
+            start = executor.preflight.check(state, cost=candidates[0].cost)
+        except ResilienceError as error:
+            start = _rejected_first(executor, candidates, state, error)
     if isinstance(start, Ticket):
-        ctx = AttemptContext(start.state.target, 1, 0, executor.attempt_timeout)
+        ctx = executor.first_context(start.state.target)
         try:
             result = candidates[0].fn(ctx)
         except Exception as exc:
@@ -428,42 +450,9 @@ def drive(
         else:
             start.success(result)
             return result
-    return drive_core(start)
-
-
-async def adrive(
-    executor: ResilientExecutor, candidates: Sequence[Candidate[Any]], listeners: Sequence[EventListener] = ()
-) -> Any:
-    """One call on an event loop: the awaited result of the winning attempt, counted as a success."""
-    start = _gate(executor, candidates, listeners)
-    if isinstance(start, Ticket):
-        timeout = executor.attempt_timeout
-        ctx = AttemptContext(start.state.target, 1, 0, timeout)
-        try:
-            if timeout is None:
-                result = await candidates[0].fn(ctx)
-            else:
-                result = await executor.clock.run_with_timeout(candidates[0].fn(ctx), timeout)
-        except Exception as exc:
-            start = _failed_first(executor, candidates, start, ctx, exc)
-        except BaseException:
-            start.release()
-            raise
-        else:
-            start.success(result)
-            return result
-    return await adrive_core(start)
-
-
-# --- the drivers --------------------------------------------------------------------------------------------
-
-
-def drive_core(core: CallCore, *, succeed: bool = True) -> Any:
-    """Perform a core's instructions, blocking: the result of the winning attempt, counted as a success (or, with
-    ``succeed=False``, its ticket still held: a stream's opening).
-
-    A running sync call cannot be interrupted in Python: ``ctx.timeout`` is for the client's own timeout."""
-    executor = core.executor
+    assert isinstance(start, CallCore)
+    succeed = core is None
+    core = start
     while True:
         op = core.step()
         if op == CALL:
@@ -491,9 +480,40 @@ def drive_core(core: CallCore, *, succeed: bool = True) -> Any:
             raise core.final_error()
 
 
-async def adrive_core(core: CallCore, *, succeed: bool = True) -> Any:
-    """Perform a core's instructions on an event loop: the awaited result of the winning attempt (see ``drive``)."""
-    executor = core.executor
+async def adrive(
+    executor: ResilientExecutor,
+    candidates: Sequence[Candidate[Any]],
+    listeners: Sequence[EventListener] = (),
+    *,
+    core: CallCore | None = None,
+) -> Any:
+    """One call on an event loop: the awaited result of the winning attempt (see ``drive``)."""
+    start = _gate(executor, candidates, listeners) if core is None else core
+    if isinstance(start, TargetState):
+        state = start
+        try:
+            start = await executor.preflight.acheck(state, cost=candidates[0].cost)
+        except ResilienceError as error:
+            start = _rejected_first(executor, candidates, state, error)
+    if isinstance(start, Ticket):
+        timeout = executor.attempt_timeout
+        ctx = executor.first_context(start.state.target)
+        try:
+            if timeout is None:
+                result = await candidates[0].fn(ctx)
+            else:
+                result = await executor.clock.run_with_timeout(candidates[0].fn(ctx), timeout)
+        except Exception as exc:
+            start = _failed_first(executor, candidates, start, ctx, exc)
+        except BaseException:
+            start.release()
+            raise
+        else:
+            start.success(result)
+            return result
+    assert isinstance(start, CallCore)
+    succeed = core is None
+    core = start
     while True:
         op = core.step()
         if op == CALL:
@@ -534,7 +554,5 @@ __all__ = [
     "CallCore",
     "Candidate",
     "adrive",
-    "adrive_core",
     "drive",
-    "drive_core",
 ]

@@ -132,6 +132,11 @@ def subscribe(listener: EventListener) -> Callable[[], None]:
     return _subscribers.add(listener)
 
 
+def subscribed() -> bool:
+    """Whether any process-wide subscriber listens (else an event nobody else hears need not be built)."""
+    return bool(_subscribers.all)
+
+
 def observe_calls(observer: CallObserver) -> Callable[[], None]:
     """Ask ``observer()`` at the start of every call for a listener of that call; returns an undo function."""
     return _observers.add(observer)

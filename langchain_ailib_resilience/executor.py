@@ -27,7 +27,7 @@ from typing import Any, Generic, TypeVar
 
 from .clock import SYSTEM_CLOCK, Clock
 from .config import ResilientConfig
-from .core import AttemptContext, CallCore, Candidate, adrive, adrive_core, drive, drive_core
+from .core import AttemptContext, CallCore, Candidate, adrive, drive
 from .events import EventListener
 from .policies.circuit_breaker import CircuitState
 from .preflight import PreflightChecker
@@ -76,6 +76,7 @@ class ResilientExecutor:
         self.preflight = PreflightChecker(self.config, registry=registry, clock=self.clock)
         self.listeners: tuple[EventListener, ...] = tuple(listeners)
         self._states: dict[str, TargetState] = {}
+        self._first_contexts: dict[str, AttemptContext] = {}
         # Read on every call: plain attributes beat walking the frozen config each time.
         self.attempt_timeout = self.config.attempt_timeout
         self.total_timeout = self.config.total_timeout
@@ -90,6 +91,13 @@ class ResilientExecutor:
     def keep_private(self, targets: Iterable[str]) -> None:
         """Give ``targets`` state private to this executor (names that identify no endpoint of their own)."""
         self.private_targets = self.private_targets | frozenset(targets)
+
+    def first_context(self, target: str) -> AttemptContext:
+        """The context of a first attempt on ``target`` with no deadline: the same for every call, so shared."""
+        ctx = self._first_contexts.get(target)
+        if ctx is None:
+            ctx = self._first_contexts[target] = AttemptContext(target, 1, 0, self.attempt_timeout)
+        return ctx
 
     def state(self, target: str) -> TargetState:
         """``target``'s state: from this executor's own scope if private, else from ``registry``."""
@@ -106,7 +114,7 @@ class ResilientExecutor:
         self, fn: Callable[..., Awaitable[T]], /, *args: Any, target: str = "default", **kwargs: Any
     ) -> Coroutine[Any, Any, T]:
         """``await fn(*args, **kwargs)`` with the full policy stack for ``target``."""
-        return adrive(self, (_candidate(target, lambda _ctx: fn(*args, **kwargs)),))
+        return adrive(self, (tuple.__new__(Candidate, (target, lambda _ctx: fn(*args, **kwargs), None, None, None)),))
 
     def execute_chain(self, targets: Sequence[tuple[str, Callable[[], Awaitable[T]]]]) -> Coroutine[Any, Any, T]:
         """Try ``(target, fn)`` pairs in order, falling back on fallbackable errors."""
@@ -126,7 +134,10 @@ class ResilientExecutor:
         A running sync call cannot be interrupted in Python: ``attempt_timeout`` reaches it as ``ctx.timeout``
         for the client's own timeout (the integrations pass it on); deadlines still bound every wait.
         """
-        result: T = drive(self, (_candidate(target, lambda _ctx: fn(*args, **kwargs)),))
+        # (``tuple.__new__``: ``Candidate(...)`` without the Python-level ``NamedTuple.__new__``, on every call)
+        result: T = drive(
+            self, (tuple.__new__(Candidate, (target, lambda _ctx: fn(*args, **kwargs), None, None, None)),)
+        )
         return result
 
     def execute_chain_sync(self, targets: Sequence[tuple[str, Callable[[], T]]]) -> T:
@@ -149,7 +160,7 @@ class ResilientExecutor:
         at once (an async generator never started never runs its ``finally``)."""
         openers = [Candidate(c.target, _async_opener(c.fn), c.provider, c.model) for c in candidates]
         core = CallCore(self, openers, listeners)
-        stream, first = await adrive_core(core, succeed=False)
+        stream, first = await adrive(self, openers, core=core)
         return OpenedStream(core, stream, first, candidates[core.index])
 
     def open_stream(
@@ -158,7 +169,7 @@ class ResilientExecutor:
         """Sync ``aopen_stream``; iterate the result with ``serve``."""
         openers = [Candidate(c.target, _sync_opener(c.fn), c.provider, c.model) for c in candidates]
         core = CallCore(self, openers, listeners)
-        stream, first = drive_core(core, succeed=False)
+        stream, first = drive(self, openers, core=core)
         return OpenedStream(core, stream, first, candidates[core.index])
 
     async def astream(
@@ -195,11 +206,6 @@ class ResilientExecutor:
             names.append(primary)
         targets = {name: self.state(name).signals() for name in names}  # (rebuilt if reset since)
         return SignalsSnapshot.from_targets(primary, targets, time.time())
-
-
-def _candidate(target: str, fn: Callable[[AttemptContext], Any]) -> Candidate[Any]:
-    """``Candidate(target, fn)`` without the Python-level ``NamedTuple.__new__`` (on every ``execute``)."""
-    return tuple.__new__(Candidate, (target, fn, None, None, None))
 
 
 _EMPTY: Any = object()  # the first "chunk" of a stream that ended at once: an answer, not a failure
