@@ -144,8 +144,8 @@ class AdaptiveRate:
         done = self._done
         if len(done) >= 2 and now > done[0]:
             measured = (len(done) - 1) / (now - done[0])
-            bound = self._bound()
-            return measured if bound is None else min(bound, measured)
+            bound = self._bound()  # answers close together measure a huge rate: never above what was allowed
+            return min(UNLEARNED_RATE if bound is None else bound, measured)
         return self.learned or FLOOR
 
     def succeeded(self) -> None:

@@ -168,6 +168,18 @@ EVENTS = st.lists(
 )
 
 
+def test_a_cut_after_a_burst_of_answers_stays_below_the_unlearned_rate() -> None:
+    # Two answers 1 ns apart measure ~1e9 req/s; with nothing configured or stated the cut must still start
+    # from at most the unlearned rate (it was 8.5e8/s: in effect no limit after the 429).
+    clock = FakeClock()
+    rate = pacer(clock)
+    rate.succeeded()
+    clock.advance(1e-9)
+    rate.succeeded()
+    rate.rate_limited(None)
+    assert rate.limiter.rate <= adaptive.UNLEARNED_RATE * adaptive.DECREASE * (1 + 1e-9)
+
+
 @settings(max_examples=200, deadline=None)
 @given(events=EVENTS, ceiling=st.one_of(st.none(), st.floats(0.5, 500.0)), on=st.booleans())
 def test_aimd_stays_within_its_bounds(events: list[tuple[str, Any]], ceiling: float | None, on: bool) -> None:
