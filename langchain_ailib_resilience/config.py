@@ -31,6 +31,8 @@ class ConfigError(ValueError):
 LONGEST_WAIT = threading.TIMEOUT_MAX
 
 
+# Defaults are passed as ``Field(default=...)``: type checkers without the pydantic plugin read only that keyword
+# (``dataclass_transform``), and would otherwise call every field required (tests/typing).
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
 
@@ -41,9 +43,9 @@ class RetryBudgetConfig(_Frozen):
     Over any ``window_seconds``, retries ≤ ``min_retries_per_second`` × window + ``ratio`` × requests.
     """
 
-    ratio: float = Field(0.2, ge=0.0, le=10.0, description="retries allowed per request")
-    min_retries_per_second: float = Field(1.0, ge=0.0, description="floor, so low traffic can still retry")
-    window_seconds: float = Field(10.0, gt=0.0)
+    ratio: float = Field(default=0.2, ge=0.0, le=10.0, description="retries allowed per request")
+    min_retries_per_second: float = Field(default=1.0, ge=0.0, description="floor, so low traffic can still retry")
+    window_seconds: float = Field(default=10.0, gt=0.0)
 
 
 class RetryConfig(_Frozen):
@@ -55,13 +57,13 @@ class RetryConfig(_Frozen):
     the call gives up on that target (falling back where it can); ``"cap"`` sleeps ``max_retry_after``.
     """
 
-    max_retries: StrictInt = Field(3, ge=0, le=100)
-    initial_delay: float = Field(1.0, ge=0.0, le=LONGEST_WAIT)
-    max_delay: float = Field(30.0, gt=0.0, le=LONGEST_WAIT)
-    backoff_multiplier: float = Field(2.0, ge=1.0)
+    max_retries: StrictInt = Field(default=3, ge=0, le=100)
+    initial_delay: float = Field(default=1.0, ge=0.0, le=LONGEST_WAIT)
+    max_delay: float = Field(default=30.0, gt=0.0, le=LONGEST_WAIT)
+    backoff_multiplier: float = Field(default=2.0, ge=1.0)
     jitter: JitterMode = "decorrelated"
     respect_retry_after: bool = True
-    max_retry_after: float = Field(60.0, ge=0.0, le=LONGEST_WAIT)
+    max_retry_after: float = Field(default=60.0, ge=0.0, le=LONGEST_WAIT)
     on_long_retry_after: LongRetryAfter = "fallback"
     budget: RetryBudgetConfig | None = Field(default_factory=RetryBudgetConfig)
 
@@ -92,15 +94,15 @@ class RateLimiterConfig(_Frozen):
     reports (``policies/tokens.py``); each bucket holds ``token_burst`` tokens (default: one second's worth).
     """
 
-    requests_per_second: float | None = Field(None, gt=0.0)
-    burst_size: StrictInt | None = Field(None, ge=1)
-    max_wait: float | None = Field(30.0, ge=0.0, le=LONGEST_WAIT)
+    requests_per_second: float | None = Field(default=None, gt=0.0)
+    burst_size: StrictInt | None = Field(default=None, ge=1)
+    max_wait: float | None = Field(default=30.0, ge=0.0, le=LONGEST_WAIT)
     pause_on_retry_after: bool = True
     adaptive: bool = False
-    tokens_per_minute: float | None = Field(None, gt=0.0)
-    input_tokens_per_minute: float | None = Field(None, gt=0.0)
-    output_tokens_per_minute: float | None = Field(None, gt=0.0)
-    token_burst: StrictInt | None = Field(None, ge=1)
+    tokens_per_minute: float | None = Field(default=None, gt=0.0)
+    input_tokens_per_minute: float | None = Field(default=None, gt=0.0)
+    output_tokens_per_minute: float | None = Field(default=None, gt=0.0)
+    token_burst: StrictInt | None = Field(default=None, ge=1)
 
     @property
     def token_limits(self) -> dict[str, float]:
@@ -158,22 +160,22 @@ class CircuitBreakerConfig(_Frozen):
     """
 
     enabled: bool = True
-    failure_threshold: StrictInt = Field(5, ge=1)
-    cooldown_seconds: float = Field(30.0, gt=0.0, le=LONGEST_WAIT)
-    half_open_max_calls: StrictInt = Field(1, ge=1)
-    success_threshold: StrictInt = Field(1, ge=1)
+    failure_threshold: StrictInt = Field(default=5, ge=1)
+    cooldown_seconds: float = Field(default=30.0, gt=0.0, le=LONGEST_WAIT)
+    half_open_max_calls: StrictInt = Field(default=1, ge=1)
+    success_threshold: StrictInt = Field(default=1, ge=1)
     mode: BreakerMode = "consecutive"
-    failure_rate_threshold: float = Field(0.5, gt=0.0, le=1.0)
-    window_seconds: float = Field(60.0, gt=0.0)
-    minimum_calls: StrictInt = Field(10, ge=1)
-    cooldown_multiplier: float = Field(1.0, ge=1.0)
+    failure_rate_threshold: float = Field(default=0.5, gt=0.0, le=1.0)
+    window_seconds: float = Field(default=60.0, gt=0.0)
+    minimum_calls: StrictInt = Field(default=10, ge=1)
+    cooldown_multiplier: float = Field(default=1.0, ge=1.0)
     max_cooldown_seconds: float = Field(
-        DEFAULT_MAX_COOLDOWN,
+        default=DEFAULT_MAX_COOLDOWN,
         gt=0.0,
         le=LONGEST_WAIT,
         description="default: 300 s, or cooldown_seconds when that is longer",
     )
-    quota_cooldown_seconds: float | None = Field(None, gt=0.0, le=LONGEST_WAIT)
+    quota_cooldown_seconds: float | None = Field(default=None, gt=0.0, le=LONGEST_WAIT)
 
     @model_validator(mode="after")
     def _cooldown_cap(self) -> Self:
@@ -194,9 +196,9 @@ class BackpressureConfig(_Frozen):
     they are rejected at once with ``BackpressureError``.
     """
 
-    max_inflight: StrictInt | None = Field(50, ge=1)
-    max_wait: float | None = Field(30.0, ge=0.0, le=LONGEST_WAIT)
-    max_queue: StrictInt | None = Field(1000, ge=0)
+    max_inflight: StrictInt | None = Field(default=50, ge=1)
+    max_wait: float | None = Field(default=30.0, ge=0.0, le=LONGEST_WAIT)
+    max_queue: StrictInt | None = Field(default=1000, ge=0)
 
     @property
     def enabled(self) -> bool:
@@ -220,8 +222,8 @@ class ResilientConfig(_Frozen):
     rate_limiter: RateLimiterConfig = Field(default_factory=RateLimiterConfig)
     circuit_breaker: CircuitBreakerConfig = Field(default_factory=CircuitBreakerConfig)
     backpressure: BackpressureConfig = Field(default_factory=BackpressureConfig)
-    attempt_timeout: float | None = Field(None, gt=0.0, le=LONGEST_WAIT)
-    total_timeout: float | None = Field(None, gt=0.0, le=LONGEST_WAIT)
+    attempt_timeout: float | None = Field(default=None, gt=0.0, le=LONGEST_WAIT)
+    total_timeout: float | None = Field(default=None, gt=0.0, le=LONGEST_WAIT)
     state_url: str | None = None
     share_breaker_state: bool = False
     share_state: bool = True
