@@ -15,6 +15,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator, model_validator
 
+from .errors.codes import StandardErrorCode
 from .errors.redact import redact_url
 
 JitterMode = Literal["none", "full", "equal", "decorrelated"]
@@ -55,6 +56,8 @@ class RetryConfig(_Frozen):
     ``jitter`` spreads retries: ``decorrelated`` (default, AWS formula), ``full``, ``equal`` or ``none``.
     A provider's Retry-After above ``max_retry_after`` is not slept: with ``on_long_retry_after="fallback"``
     the call gives up on that target (falling back where it can); ``"cap"`` sleeps ``max_retry_after``.
+    ``retry_on`` (AI-Protocol's ``retry_on_error_code``; codes or names) narrows the retried codes; it never
+    widens them past the retryable ones (a spent quota is never retried). ``None``: every retryable code.
     """
 
     max_retries: StrictInt = Field(default=3, ge=0, le=100)
@@ -66,6 +69,14 @@ class RetryConfig(_Frozen):
     max_retry_after: float = Field(default=60.0, ge=0.0, le=LONGEST_WAIT)
     on_long_retry_after: LongRetryAfter = "fallback"
     budget: RetryBudgetConfig | None = Field(default_factory=RetryBudgetConfig)
+    retry_on: frozenset[StandardErrorCode] | None = None
+
+    @field_validator("retry_on", mode="before")
+    @classmethod
+    def _codes_or_names(cls, value: Any) -> Any:
+        if value is None or isinstance(value, str):
+            return value  # a bare string is refused by the field type, not split into letters
+        return frozenset(StandardErrorCode.parse(item) if isinstance(item, str) else item for item in value)
 
     @model_validator(mode="after")
     def _delays_ordered(self) -> Self:

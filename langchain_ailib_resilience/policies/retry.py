@@ -84,7 +84,7 @@ def decide(
     """
     if error.local or isinstance(error, DeadlineExceededError):
         return RetryDecision(False, reason="local_rejection" if error.local else "deadline")
-    if not error.retryable:
+    if not error.retryable or (config.retry_on is not None and error.code not in config.retry_on):
         return RetryDecision(False, reason="not_retryable")
     if attempt > config.max_retries:
         return RetryDecision(False, reason="exhausted")

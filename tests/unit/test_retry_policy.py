@@ -26,24 +26,60 @@ def spec_cases() -> list[dict]:
     return [case for case in yaml.safe_load_all(CASES.read_text()) if case]
 
 
+def spec_config(policy: dict) -> RetryConfig:
+    # Only what the case's policy states; the rest is our default, so res-001's window checks our defaults.
+    given = {"max_retries": policy["max_retries"], "retry_on": policy["retry_on_error_code"]}
+    if "min_delay_ms" in policy:
+        given["initial_delay"] = policy["min_delay_ms"] / 1000
+    if "max_delay_ms" in policy:
+        given["max_delay"] = policy["max_delay_ms"] / 1000
+    return RetryConfig(**given)
+
+
 @pytest.mark.parametrize("case", spec_cases(), ids=lambda c: c["id"])
 def test_ai_protocol_retry_decisions(case: dict) -> None:
-    policy = case["input"]["retry_policy"]
-    config = RetryConfig(
-        max_retries=policy["max_retries"],
-        initial_delay=policy.get("min_delay_ms", 1000) / 1000,
-        max_delay=policy.get("max_delay_ms", 30000) / 1000,
-    )
+    policy, attempt = case["input"]["retry_policy"], case["input"]["attempt"]
+    config = spec_config(policy)
     code = StandardErrorCode.from_code(case["input"]["error"]["error_code"])
-    assert code.retryable == case["input"]["error"]["retryable"]
-    for seed in range(200):
-        decision = decide(
-            config, error(code.value), case["input"]["attempt"], now=0, deadline=None, rng=random.Random(seed)
-        )
-        assert decision.retry == case["expected"]["should_retry"]
-        if decision.retry:
-            bounds = case["expected"]["delay_ms"]
-            assert bounds["min"] <= decision.delay * 1000 <= bounds["max"]
+    assert (code.error_name, code.retryable) == (
+        case["input"]["error"]["error_name"],
+        case["input"]["error"]["retryable"],
+    )
+    decisions = [
+        decide(config, error(code.value), attempt, now=0, deadline=None, rng=random.Random(seed)) for seed in range(200)
+    ]
+    assert {d.retry for d in decisions} == {case["expected"]["should_retry"]}
+    if case["expected"]["should_retry"]:
+        bounds = case["expected"]["delay_ms"]
+        delays_ms = sorted(d.delay * 1000 for d in decisions)
+        assert bounds["min"] <= delays_ms[0] and delays_ms[-1] <= bounds["max"], (delays_ms[0], delays_ms[-1])
+        assert delays_ms[0] < delays_ms[-1]  # jittered: the seeds spread the retries out
+
+
+@pytest.mark.parametrize("case", spec_cases(), ids=lambda c: c["id"])
+def test_ai_protocol_retry_on_error_code(case: dict) -> None:
+    # The policy's retry_on_error_code decides, per standard code, whether the first failure is retried.
+    policy = case["input"]["retry_policy"]
+    config = spec_config(policy)
+    retried = {
+        code.error_name
+        for code in StandardErrorCode
+        if decide(config, error(code.value), 1, now=0, deadline=None).retry
+    }
+    assert retried == set(policy["retry_on_error_code"])
+
+
+def test_retry_on_narrows_but_never_widens() -> None:
+    config = RetryConfig(retry_on=["rate_limited", "quota_exhausted"])
+    assert decide(config, error("E2001"), 1, now=0, deadline=None).retry
+    assert decide(config, error("E3001"), 1, now=0, deadline=None).reason == "not_retryable"
+    assert not decide(config, error("E2002"), 1, now=0, deadline=None).retry  # a spent quota stays final
+    assert decide(RetryConfig(), error("E3003"), 1, now=0, deadline=None).retry  # default: every retryable code
+
+
+def test_retry_on_refuses_unknown_codes() -> None:
+    with pytest.raises(ValueError, match="nope"):
+        RetryConfig(retry_on=["nope"])
 
 
 @pytest.mark.parametrize("code", [c for c in StandardErrorCode if not c.retryable])
