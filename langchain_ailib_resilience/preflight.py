@@ -40,14 +40,11 @@ class Ticket:
     """What a passed preflight holds; settle it once with ``success()``, ``failure(...)``, ``settle(error)`` or
     ``release()``. Each returns the breaker's state change it caused, if any (``Transition``)."""
 
-    __slots__ = ("_settled", "permit", "reserved", "state", "tokens")
+    __slots__ = ("_settled", "permit", "reserved", "state")
 
-    def __init__(
-        self, state: TargetState, permit: BreakerPermit, tokens: float, reserved: Reservation = NOTHING
-    ) -> None:
+    def __init__(self, state: TargetState, permit: BreakerPermit, reserved: Reservation = NOTHING) -> None:
         self.state = state
         self.permit = permit
-        self.tokens = tokens
         self.reserved = reserved
         """The call's token reservation (token limits): reconciled on success, given back otherwise."""
         self._settled = False
@@ -197,7 +194,7 @@ class PreflightChecker:
         if backpressure is not None and not backpressure.try_acquire():
             self._give_back(state, permit, tokens if limiter is not None else 0.0, reserved=reserved)
             return None
-        return Ticket(state, permit, tokens if limiter is not None else 0.0, reserved)
+        return Ticket(state, permit, reserved)
 
     def check(
         self,
@@ -232,7 +229,7 @@ class PreflightChecker:
         except BaseException:
             self._give_back(state, permit, taken, holding, reserved)
             raise
-        return Ticket(state, permit, taken, reserved)
+        return Ticket(state, permit, reserved)
 
     async def acheck(
         self,
@@ -268,7 +265,7 @@ class PreflightChecker:
         except BaseException:
             self._give_back(state, permit, taken, holding, reserved)
             raise
-        return Ticket(state, permit, taken, reserved)
+        return Ticket(state, permit, reserved)
 
     def _left(self, until: float | None) -> float | None:
         return None if until is None else max(0.0, until - self.clock.now())
