@@ -23,6 +23,10 @@ MISUSES = {
     "ResilientExecutor(config=ResilientConfig(), clok=FakeClock())": "call-arg",
     "FallbackChain(['openai/gpt-4o'], confg=ResilientConfig())": "call-arg",
     "ResilienceMiddleware(fallback=['openai/gpt-4o'])": "call-arg",
+    "ResilientChatModel(modle='openai/gpt-4o')": "call-arg",
+    "ResilientChatModel(fallbacks=['openai/gpt-4o'])": "call-arg",
+    "ResilientChatModel(model='openai/gpt-4o', temprature=0.2)": "call-arg",
+    "ResilientChatModel(model='openai/gpt-4o', max_tokens='100')": "arg-type",
 }
 
 HEADER = """\
@@ -32,6 +36,7 @@ from langchain_ailib_resilience import (
     FallbackChain,
     RateLimiterConfig,
     ResilienceMiddleware,
+    ResilientChatModel,
     ResilientConfig,
     ResilientExecutor,
     RetryConfig,

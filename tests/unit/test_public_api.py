@@ -108,3 +108,10 @@ def test_version_has_a_fallback_when_the_tree_is_not_installed() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "0.0.0+unknown"
+
+
+def test_chat_model_keyword_types_cover_its_fields() -> None:
+    # The TypedDict that types ResilientChatModel(**kwargs) must name exactly the fields pydantic accepts.
+    from langchain_ailib_resilience.integrations.langchain._model import ResilientChatModelArgs
+
+    assert set(ResilientChatModelArgs.__annotations__) == set(pkg.ResilientChatModel.model_fields)

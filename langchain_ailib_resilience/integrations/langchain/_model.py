@@ -11,15 +11,17 @@ from __future__ import annotations
 import builtins
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Annotated, Any, Self, cast
+from typing import Annotated, Any, Literal, Required, Self, TypedDict, Unpack, cast
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.caches import BaseCache
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun, Callbacks
 from langchain_core.callbacks.base import BaseCallbackManager
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.model_profile import ModelProfile
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
+from langchain_core.rate_limiters import BaseRateLimiter
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.config import ensure_config
 from langchain_core.tools import BaseTool
@@ -41,6 +43,41 @@ from ._targets import TargetSpec, build_model, combined_profile, describe, parse
 
 ModelSpec = BaseChatModel | str | Mapping[str, Any]
 """A chat model, a LiteLLM model id, or ``{"model": either, "target": "name", **chat_litellm_kwargs}``."""
+
+
+class ResilientChatModelArgs(TypedDict, total=False):
+    """The keyword arguments of ``ResilientChatModel``, typed so a checker catches a misspelled one (``modle=``).
+
+    The fields below and LangChain's standard ``BaseChatModel`` fields; a unit test keeps it equal to
+    ``ResilientChatModel.model_fields``.
+    """
+
+    model: Required[ModelSpec]
+    fallbacks: Sequence[ModelSpec] | None
+    config: ResilientConfig | Mapping[str, Any] | None
+    litellm_kwargs: Mapping[str, Any]
+    disable_inner_retries: bool
+    temperature: float | None
+    max_tokens: int | None
+    timeout: float | None
+    stop: list[str] | None
+    api_key: SecretStr | str | None
+    max_retries: int | None
+    streaming: bool
+    clock: Clock | None
+    registry: Registry | None
+    name: str | None
+    cache: BaseCache | bool | None
+    verbose: bool
+    callbacks: Callbacks
+    tags: list[str] | None
+    metadata: dict[str, Any] | None
+    custom_get_token_ids: Callable[[str], list[int]] | None
+    rate_limiter: BaseRateLimiter | None
+    disable_streaming: bool | Literal["tool_calling"]
+    output_version: str | None
+    profile: ModelProfile | None
+
 
 _TOOL_KWARGS = "bind_tools_kwargs"  # extra bind_tools() options, replayed on each target's own bind_tools
 _TOOL_CACHE_SIZE = 32
@@ -99,7 +136,7 @@ class ResilientChatModel(BaseChatModel):
     _routes: tuple[Route, ...] | None = PrivateAttr(default=None)
     _tool_routes: dict[int, tuple[Any, Any, Any, tuple[Route, ...]]] = PrivateAttr(default_factory=dict)
 
-    def __init__(self, config: ResilientConfig | None = None, /, **kwargs: Any) -> None:
+    def __init__(self, config: ResilientConfig | None = None, /, **kwargs: Unpack[ResilientChatModelArgs]) -> None:
         if config is not None:
             if "config" in kwargs:
                 raise TypeError("ResilientChatModel got config both positionally and as config=")
