@@ -39,11 +39,11 @@ class Clock(Protocol):
         """Block until ``event`` is set or ``timeout`` elapses (the caller checks its own state after)."""
         ...
 
-    async def wait_future(self, future: asyncio.Future[Any], timeout: float | None) -> None:
+    async def await_future(self, future: asyncio.Future[Any], timeout: float | None) -> None:
         """Suspend until ``future`` is done or ``timeout`` elapses; never cancels ``future``."""
         ...
 
-    async def run_with_timeout(self, awaitable: Awaitable[T], timeout: float | None) -> T:
+    async def arun_with_timeout(self, awaitable: Awaitable[T], timeout: float | None) -> T:
         """Await ``awaitable``, raising ``TimeoutError`` (after cancelling it) when ``timeout`` elapses first."""
         ...
 
@@ -70,7 +70,7 @@ class SystemClock:
     def wait(self, event: threading.Event, timeout: float | None) -> None:
         event.wait(None if timeout is None else min(max(timeout, 0.0), _LONGEST_WAIT))
 
-    async def wait_future(self, future: asyncio.Future[Any], timeout: float | None) -> None:
+    async def await_future(self, future: asyncio.Future[Any], timeout: float | None) -> None:
         if future.done():
             return
         # One future of our own, woken by ``future`` or the timer: what ``asyncio.wait`` does, without its sets.
@@ -90,7 +90,7 @@ class SystemClock:
                 handle.cancel()
             future.remove_done_callback(wake)
 
-    async def run_with_timeout(self, awaitable: Awaitable[T], timeout: float | None) -> T:
+    async def arun_with_timeout(self, awaitable: Awaitable[T], timeout: float | None) -> T:
         if timeout is None:
             return await awaitable
         async with asyncio.timeout(max(timeout, 0.0)):
@@ -125,7 +125,7 @@ class FakeClock:
       otherwise it blocks until another thread advances the clock past its deadline.
     - ``await asleep(seconds)`` registers a timer. With ``auto_advance``, when the event loop has no other ready
       callbacks, the clock jumps to the earliest timer, so concurrent tasks wake in virtual-time order.
-    - ``wait``/``wait_future`` are bounded waits whose timeout runs on virtual time.
+    - ``wait``/``await_future`` are bounded waits whose timeout runs on virtual time.
     ``sleeps`` records every sleep duration asked for, which tests assert on.
     """
 
@@ -259,7 +259,7 @@ class FakeClock:
         finally:
             timer.cancelled = True
 
-    async def wait_future(self, future: asyncio.Future[Any], timeout: float | None) -> None:
+    async def await_future(self, future: asyncio.Future[Any], timeout: float | None) -> None:
         if future.done():
             return
         if timeout is None:
@@ -273,12 +273,12 @@ class FakeClock:
         finally:
             timer.cancelled = True
 
-    async def run_with_timeout(self, awaitable: Awaitable[T], timeout: float | None) -> T:
+    async def arun_with_timeout(self, awaitable: Awaitable[T], timeout: float | None) -> T:
         if timeout is None:
             return await awaitable
         task: asyncio.Future[T] = asyncio.ensure_future(awaitable)
         try:
-            await self.wait_future(task, timeout)
+            await self.await_future(task, timeout)
         except BaseException:
             task.cancel()
             raise

@@ -502,7 +502,7 @@ async def adrive(
             if timeout is None:
                 result = await candidates[0].fn(ctx)
             else:
-                result = await executor.clock.run_with_timeout(candidates[0].fn(ctx), timeout)
+                result = await executor.clock.arun_with_timeout(candidates[0].fn(ctx), timeout)
         except Exception as exc:
             start = _failed_first(executor, candidates, start, ctx, exc)
         except BaseException:
@@ -522,7 +522,7 @@ async def adrive(
                 if ctx.timeout is None:
                     result = await core.candidate.fn(ctx)
                 else:
-                    result = await executor.clock.run_with_timeout(core.candidate.fn(ctx), ctx.timeout)
+                    result = await executor.clock.arun_with_timeout(core.candidate.fn(ctx), ctx.timeout)
             except Exception as exc:
                 core.failed(exc)
             except BaseException as exc:

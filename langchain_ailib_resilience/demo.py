@@ -152,7 +152,7 @@ async def _run_act(
     return failures
 
 
-async def run_scenario(narrator: Narrator, emulator: ProviderEmulator) -> tuple[list[Act], Any]:
+async def arun_scenario(narrator: Narrator, emulator: ProviderEmulator) -> tuple[list[Act], Any]:
     import litellm
 
     from .integrations.langchain import ResilientChatModel
@@ -357,7 +357,7 @@ def _main(args: argparse.Namespace, narrator: Narrator) -> int:
     started = time.monotonic()
     try:
         with ProviderEmulator() as emulator, display or contextlib.nullcontext():
-            acts, (model, open_snapshot) = asyncio.run(run_scenario(narrator, emulator))
+            acts, (model, open_snapshot) = asyncio.run(arun_scenario(narrator, emulator))
     finally:
         if server is not None:
             server.close()

@@ -155,7 +155,7 @@ class Backpressure:
                     if error is not None:
                         raise error
                     return
-                await self._clock.wait_future(future, remaining)
+                await self._clock.await_future(future, remaining)
         except BaseException:
             self._abandon(waiter)
             raise

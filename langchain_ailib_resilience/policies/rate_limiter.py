@@ -215,7 +215,7 @@ class RateLimiter:
                     return
                 if delay is None:
                     assert waiter.future is not None
-                    await self._clock.wait_future(waiter.future, None)
+                    await self._clock.await_future(waiter.future, None)
                 else:
                     await self._clock.asleep(delay)
         finally:

@@ -242,7 +242,7 @@ class SharedRateLimiter(RateLimiter):
             while True:
                 if not self._is_head(waiter):
                     assert waiter.future is not None
-                    await self._clock.wait_future(waiter.future, self._left(deadline))
+                    await self._clock.await_future(waiter.future, self._left(deadline))
                     self._timed_out(waiter, deadline)
                     continue
                 delay = self._settle(waiter, await self._ashared_take(waiter.amount), deadline)

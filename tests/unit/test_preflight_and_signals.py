@@ -158,6 +158,6 @@ async def test_fake_clock_run_with_timeout() -> None:
         return "done"
 
     with pytest.raises(TimeoutError):
-        await clock.run_with_timeout(slow(), 3)
+        await clock.arun_with_timeout(slow(), 3)
     assert clock.now() == 3
-    assert await clock.run_with_timeout(slow(), 30) == "done"
+    assert await clock.arun_with_timeout(slow(), 30) == "done"

@@ -137,7 +137,7 @@ class Call:
 
     async def ainvoke(self, ctx: AttemptContext) -> Any:
         if self.reporter is not None and self.reporter.pending:
-            await self.reporter.flush()
+            await self.reporter.aflush()
         runnable, kwargs = self._target(ctx)
         return await runnable.ainvoke(self.input, self.child_config(ctx), **kwargs)
 
@@ -153,7 +153,7 @@ class Call:
     async def _flush_first(self, stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
         try:
             if self.reporter is not None and self.reporter.pending:
-                await self.reporter.flush()
+                await self.reporter.aflush()
             async for chunk in stream:
                 yield chunk
         finally:
@@ -178,7 +178,7 @@ class Call:
         for stream in self.streams:
             await aclose(stream)
         if self.reporter is not None and self.reporter.pending:
-            await self.reporter.flush()
+            await self.reporter.aflush()
 
 
 def close(stream: object) -> None:
@@ -241,7 +241,7 @@ async def _traced_ainvoke(input: Any, run_manager: AsyncCallbackManagerForChainR
         return await call.executor.run(call.candidates(call.ainvoke), call.listeners(is_async=True))
     finally:
         if call.reporter is not None and call.reporter.pending:
-            await call.reporter.flush()
+            await call.reporter.aflush()
 
 
 @_fast_signature

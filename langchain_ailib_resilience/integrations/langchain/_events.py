@@ -56,7 +56,7 @@ class Reporter:
     A retry becomes ``on_retry`` (tenacity's ``RetryCallState``); every event, retries included, becomes a custom
     event named ``resilience.<kind>`` (``on_custom_event`` in ``astream_events``) whose data is
     ``ResilienceEvent.as_dict()``. Async run managers cannot be awaited from the executor's (sync) listeners, so
-    async calls queue events and ``flush()`` them before each attempt and when the call ends.
+    async calls queue events and ``aflush()`` them before each attempt and when the call ends.
     """
 
     __slots__ = ("idle_for", "pending", "run_manager")
@@ -95,11 +95,11 @@ class Reporter:
         )
 
     def queue(self, event: ResilienceEvent) -> None:
-        """Async listener: report at the next ``flush()``."""
+        """Async listener: report at the next ``aflush()``."""
         if event.kind not in _AS_RUNS:
             self.pending.append(event)
 
-    async def flush(self) -> None:
+    async def aflush(self) -> None:
         rm = self.run_manager
         assert isinstance(rm, AsyncCallbackManagerForChainRun | AsyncCallbackManagerForLLMRun)
         while self.pending:

@@ -65,7 +65,7 @@ async def agenerate(
 
     async def attempt(ctx: AttemptContext) -> ChatResult:
         if reporter is not None and reporter.pending:
-            await reporter.flush()
+            await reporter.aflush()
         route = routes[ctx.index]
         merged = {**route.kwargs, **kwargs}
         return await _chat_model(route)._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **merged)
@@ -76,7 +76,7 @@ async def agenerate(
         return await executor.run(candidates, listeners)
     finally:
         if reporter is not None and reporter.pending:
-            await reporter.flush()
+            await reporter.aflush()
 
 
 def as_chunk(message: BaseMessage) -> AIMessageChunk:
@@ -126,7 +126,7 @@ async def _amodel_chunks(
     reporter: Reporter | None,
 ) -> AsyncIterator[ChatGenerationChunk]:
     if reporter is not None and reporter.pending:
-        await reporter.flush()
+        await reporter.aflush()
     cls = type(model)
     if cls._astream is BaseChatModel._astream and cls._stream is BaseChatModel._stream:
         result = await model._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **kwargs)
@@ -185,4 +185,4 @@ async def astream_chunks(
     finally:
         await aclose(stream)
         if reporter is not None and reporter.pending:
-            await reporter.flush()
+            await reporter.aflush()

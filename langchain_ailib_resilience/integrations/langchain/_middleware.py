@@ -66,7 +66,7 @@ def _dispatch(event: ResilienceEvent) -> None:
 
 
 class _Queue:
-    """Async twin: the executor's listeners are sync, so events wait here for the next ``flush()``."""
+    """Async twin: the executor's listeners are sync, so events wait here for the next ``aflush()``."""
 
     __slots__ = ("pending",)
 
@@ -76,7 +76,7 @@ class _Queue:
     def __call__(self, event: ResilienceEvent) -> None:
         self.pending.append(event)
 
-    async def flush(self) -> None:
+    async def aflush(self) -> None:
         while self.pending:
             event = self.pending.pop(0)
             with contextlib.suppress(RuntimeError):
@@ -229,7 +229,7 @@ class ResilienceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
 
         async def attempt(ctx: AttemptContext) -> ModelResponse[Any]:
             if events.pending:
-                await events.flush()
+                await events.aflush()
             try:
                 return await handler(request.override(model=chain.model(ctx.index)))
             except _NOT_OURS as exc:
@@ -243,7 +243,7 @@ class ResilienceMiddleware(AgentMiddleware[AgentState[Any], Any, Any]):
             escaped = carrier.error
         finally:
             if events.pending:
-                await events.flush()
+                await events.aflush()
         raise escaped
 
 
