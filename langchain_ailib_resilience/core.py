@@ -364,14 +364,30 @@ class CallCore:
 # at the point reached (``_handover``), which makes every decision from there.
 
 
+def bind(
+    candidates: Sequence[Candidate[Any]], args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None
+) -> Sequence[Candidate[Any]]:
+    """The candidates as a core calls them (``fn(ctx)``). Given ``args`` (``execute``'s call), the only
+    candidate's ``fn`` is the user's own, called ``fn(*args, **kwargs)``: the happy path calls it so, and the
+    closure taking a context is built only here, when a core takes over."""
+    if args is None:
+        return candidates
+    fn, kw = candidates[0].fn, kwargs or {}
+    return (candidates[0]._replace(fn=lambda _ctx: fn(*args, **kw)),)
+
+
 def _gate(
-    executor: ResilientExecutor, candidates: Sequence[Candidate[Any]], listeners: Sequence[EventListener]
+    executor: ResilientExecutor,
+    candidates: Sequence[Candidate[Any]],
+    listeners: Sequence[EventListener],
+    args: tuple[Any, ...] | None,
+    kwargs: dict[str, Any] | None,
 ) -> Ticket | CallCore | TargetState:
     """A ticket for the first candidate, free now, when the happy path needs no core; its state when the only
     thing in the way is a wait at its gate that nobody hears of; else the core to drive."""
     observers = call_listeners()
     if observers or listeners or not executor.quiet or not candidates:
-        return CallCore(executor, candidates, listeners, observers)
+        return CallCore(executor, bind(candidates, args, kwargs), listeners, observers)
     state = executor._states.get(candidates[0].target)  # (``executor.state``, inlined for the happy path)
     if state is None or state.retired:
         state = executor.state(candidates[0].target)
@@ -380,11 +396,11 @@ def _gate(
     try:
         ticket = executor.preflight.try_check(state, cost=candidates[0].cost)
     except ResilienceError as error:
-        return _rejected_first(executor, candidates, state, error)
+        return _rejected_first(executor, bind(candidates, args, kwargs), state, error)
     if ticket is None:
-        if not subscribed():
+        if not subscribed("rate_limit_wait"):
             return state  # a quiet wait: the driver waits at the gate and goes on as on the happy path
-        core = _handover(executor, candidates, state)
+        core = _handover(executor, bind(candidates, args, kwargs), state)
         core._wait_started = executor.clock.now()
         core._next = WAIT
         return core
@@ -426,24 +442,27 @@ def drive(
     listeners: Sequence[EventListener] = (),
     *,
     core: CallCore | None = None,
+    args: tuple[Any, ...] | None = None,
+    kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """One call, blocking: the result of the winning attempt, counted as a success. Given ``core`` (a stream's
-    opening), that core is driven and the winner's ticket stays held for the stream.
+    opening), that core is driven and the winner's ticket stays held for the stream. Given ``args`` (and
+    ``kwargs``), the one candidate's ``fn`` is called ``fn(*args, **kwargs)`` (see ``bind``).
 
     A running sync call cannot be interrupted in Python: ``ctx.timeout`` is for the client's own timeout."""
-    start = _gate(executor, candidates, listeners) if core is None else core
+    start = _gate(executor, candidates, listeners, args, kwargs) if core is None else core
     if isinstance(start, TargetState):
         state = start
         try:
             start = executor.preflight.check(state, cost=candidates[0].cost)
         except ResilienceError as error:
-            start = _rejected_first(executor, candidates, state, error)
+            start = _rejected_first(executor, bind(candidates, args, kwargs), state, error)
     if isinstance(start, Ticket):
         ctx = executor.first_context(start.state.target)
         try:
-            result = candidates[0].fn(ctx)
+            result = candidates[0].fn(ctx) if args is None else candidates[0].fn(*args, **(kwargs or {}))
         except Exception as exc:
-            start = _failed_first(executor, candidates, start, ctx, exc)
+            start = _failed_first(executor, bind(candidates, args, kwargs), start, ctx, exc)
         except BaseException:
             start.release()
             raise
@@ -486,25 +505,25 @@ async def adrive(
     listeners: Sequence[EventListener] = (),
     *,
     core: CallCore | None = None,
+    args: tuple[Any, ...] | None = None,
+    kwargs: dict[str, Any] | None = None,
 ) -> Any:
     """One call on an event loop: the awaited result of the winning attempt (see ``drive``)."""
-    start = _gate(executor, candidates, listeners) if core is None else core
+    start = _gate(executor, candidates, listeners, args, kwargs) if core is None else core
     if isinstance(start, TargetState):
         state = start
         try:
             start = await executor.preflight.acheck(state, cost=candidates[0].cost)
         except ResilienceError as error:
-            start = _rejected_first(executor, candidates, state, error)
+            start = _rejected_first(executor, bind(candidates, args, kwargs), state, error)
     if isinstance(start, Ticket):
         timeout = executor.attempt_timeout
         ctx = executor.first_context(start.state.target)
         try:
-            if timeout is None:
-                result = await candidates[0].fn(ctx)
-            else:
-                result = await executor.clock.arun_with_timeout(candidates[0].fn(ctx), timeout)
+            call = candidates[0].fn(ctx) if args is None else candidates[0].fn(*args, **(kwargs or {}))
+            result = await (call if timeout is None else executor.clock.arun_with_timeout(call, timeout))
         except Exception as exc:
-            start = _failed_first(executor, candidates, start, ctx, exc)
+            start = _failed_first(executor, bind(candidates, args, kwargs), start, ctx, exc)
         except BaseException:
             start.release()
             raise

@@ -125,16 +125,35 @@ class _Hooks(Generic[H]):
 
 _subscribers: _Hooks[EventListener] = _Hooks()
 _observers: _Hooks[CallObserver] = _Hooks()
+_hearing: dict[EventListener, Callable[[EventKind], bool]] = {}
+"""A subscriber's ``hears`` (see ``subscribe``)."""
 
 
-def subscribe(listener: EventListener) -> Callable[[], None]:
-    """Receive every event emitted anywhere in this process; returns a function that unsubscribes."""
-    return _subscribers.add(listener)
+def subscribe(listener: EventListener, *, hears: Callable[[EventKind], bool] | None = None) -> Callable[[], None]:
+    """Receive every event emitted anywhere in this process; returns a function that unsubscribes.
+
+    ``hears(kind)``, if given, says whether ``listener`` would do anything with an event of that kind now (a
+    logger below the event's level would not): an optional event nobody hears is then not built at all."""
+    if hears is not None:
+        _hearing[listener] = hears
+    undo = _subscribers.add(listener)
+
+    def unsubscribe() -> None:
+        undo()
+        if listener not in _subscribers.all:
+            _hearing.pop(listener, None)
+
+    return unsubscribe
 
 
-def subscribed() -> bool:
-    """Whether any process-wide subscriber listens (else an event nobody else hears need not be built)."""
-    return bool(_subscribers.all)
+def subscribed(kind: EventKind | None = None) -> bool:
+    """Whether any process-wide subscriber listens (to ``kind``, if given): else an event nobody else hears
+    need not be built."""
+    for listener in _subscribers.all:
+        hears = _hearing.get(listener)
+        if hears is None or kind is None or hears(kind):
+            return True
+    return False
 
 
 def observe_calls(observer: CallObserver) -> Callable[[], None]:

@@ -114,7 +114,9 @@ class ResilientExecutor:
         self, fn: Callable[..., Awaitable[T]], /, *args: Any, target: str = "default", **kwargs: Any
     ) -> Coroutine[Any, Any, T]:
         """``await fn(*args, **kwargs)`` with the full policy stack for ``target``."""
-        return adrive(self, (tuple.__new__(Candidate, (target, lambda _ctx: fn(*args, **kwargs), None, None, None)),))
+        # (``tuple.__new__``: ``Candidate(...)`` without the Python-level ``NamedTuple.__new__``, on every call;
+        # ``args``: the happy path calls ``fn`` itself, the closure a core needs is built only if one takes over)
+        return adrive(self, (tuple.__new__(Candidate, (target, fn, None, None, None)),), args=args, kwargs=kwargs)
 
     def execute_chain(self, targets: Sequence[tuple[str, Callable[[], Awaitable[T]]]]) -> Coroutine[Any, Any, T]:
         """Try ``(target, fn)`` pairs in order, falling back on fallbackable errors."""
@@ -134,10 +136,8 @@ class ResilientExecutor:
         A running sync call cannot be interrupted in Python: ``attempt_timeout`` reaches it as ``ctx.timeout``
         for the client's own timeout (the integrations pass it on); deadlines still bound every wait.
         """
-        # (``tuple.__new__``: ``Candidate(...)`` without the Python-level ``NamedTuple.__new__``, on every call)
-        result: T = drive(
-            self, (tuple.__new__(Candidate, (target, lambda _ctx: fn(*args, **kwargs), None, None, None)),)
-        )
+        # (see ``execute``)
+        result: T = drive(self, (tuple.__new__(Candidate, (target, fn, None, None, None)),), args=args, kwargs=kwargs)
         return result
 
     def execute_chain_sync(self, targets: Sequence[tuple[str, Callable[[], T]]]) -> T:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 from .. import events
 from ..errors.redact import redact
-from ..events import ResilienceEvent
+from ..events import EventKind, ResilienceEvent
 
 logger = logging.getLogger("langchain_ailib_resilience")
 
@@ -86,11 +86,16 @@ def _describe(event: ResilienceEvent) -> tuple[int, str, tuple[object, ...]] | N
     return None  # attempt, success: the happy path is not logged
 
 
+def hears(kind: EventKind) -> bool:
+    """Whether an event of ``kind`` could be written now (the levels of ``_describe``)."""
+    if kind == "rate_limit_wait":
+        return logger.isEnabledFor(logging.DEBUG)
+    return logger.isEnabledFor(logging.WARNING if kind == "state_change" else logging.INFO)
+
+
 def log_event(event: ResilienceEvent) -> None:
     """The subscriber: one record per decision, at the level above."""
-    if not logger.isEnabledFor(logging.DEBUG if event.kind == "rate_limit_wait" else logging.INFO) and (
-        event.kind != "state_change" or not logger.isEnabledFor(logging.WARNING)
-    ):
+    if not hears(event.kind):
         return  # the common case with default logging: nothing would be written, nothing is formatted
     described = _describe(event)
     if described is None:
@@ -114,7 +119,7 @@ def install_logging() -> None:
     """Subscribe the logger to every event (done when the package is imported)."""
     global _undo
     if _undo is None:
-        _undo = events.subscribe(log_event)
+        _undo = events.subscribe(log_event, hears=hears)
 
 
 def uninstall_logging() -> None:

@@ -10,6 +10,7 @@ import pytest
 from langchain_ailib_resilience import (
     CircuitBreakerConfig,
     FakeClock,
+    RateLimiterConfig,
     ResilienceError,
     ResilienceEvent,
     ResilientConfig,
@@ -165,4 +166,32 @@ def test_waits_are_debug_and_the_happy_path_is_not_logged(caplog: pytest.LogCapt
     _logging.log_event(ResilienceEvent("rate_limit_wait", "a", 1, delay=0.25))
     assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
         ("DEBUG", "waited 0.250s for a's rate limit or in-flight limit")
+    ]
+
+
+def test_a_subscriber_that_hears_no_such_kind_does_not_count_as_listening(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(events, "_subscribers", events._Hooks())
+    got: list[ResilienceEvent] = []
+    unsubscribe = events.subscribe(got.append, hears=lambda kind: kind == "retry")
+    assert not events.subscribed("rate_limit_wait")
+    assert events.subscribed("retry") and events.subscribed()
+    unsubscribe()
+    assert not events.subscribed() and got.append not in events._hearing  # unsubscribing forgets its ``hears``
+
+
+async def test_a_quiet_wait_is_logged_when_debug_logging_is_on(
+    clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The executor skips building a wait event nobody hears; the logger at DEBUG hears it, so it is built."""
+    config = ResilientConfig(rate_limiter=RateLimiterConfig(requests_per_second=2, burst_size=1))
+    executor = ResilientExecutor(config, registry=Registry(), clock=clock)
+    ok = Failing()
+    await executor.execute(ok, target="t")
+    caplog.set_level(logging.INFO, logger="langchain_ailib_resilience")
+    await executor.execute(ok, target="t")
+    assert not [r for r in caplog.records if "waited" in r.getMessage()]  # INFO: the wait is not logged
+    caplog.set_level(logging.DEBUG, logger="langchain_ailib_resilience")
+    await executor.execute(ok, target="t")
+    assert [r.getMessage() for r in caplog.records if "waited" in r.getMessage()] == [
+        "waited 0.500s for t's rate limit or in-flight limit"
     ]
