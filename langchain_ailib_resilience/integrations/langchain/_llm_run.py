@@ -10,7 +10,7 @@ reported once, on the wrapper's run.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -34,6 +34,21 @@ def _reporter(run_manager: AnyRunManager | None) -> Reporter | None:
     return Reporter(run_manager) if run_manager is not None else None
 
 
+def _candidates(
+    routes: Sequence[Route],
+    messages: list[BaseMessage],
+    kwargs: Mapping[str, Any],
+    attempt: Callable[[Route, dict[str, Any]], Any],
+) -> list[Candidate[Any]]:
+    """One candidate per route; an attempt gets its route and the route's kwargs under the call's."""
+
+    def fn(ctx: AttemptContext) -> Any:
+        route = routes[ctx.index]
+        return attempt(route, {**route.kwargs, **kwargs})
+
+    return [Candidate(r.target, fn, r.provider, r.model, route_cost(r, messages, kwargs)) for r in routes]
+
+
 def generate(
     executor: ResilientExecutor,
     routes: Sequence[Route],
@@ -42,15 +57,13 @@ def generate(
     run_manager: CallbackManagerForLLMRun | None,
     kwargs: Mapping[str, Any],
 ) -> ChatResult:
-    def attempt(ctx: AttemptContext) -> ChatResult:
-        route = routes[ctx.index]
-        merged = {**route.kwargs, **kwargs}
+    def attempt(route: Route, merged: dict[str, Any]) -> ChatResult:
         return _chat_model(route)._generate_with_cache(messages, stop=stop, run_manager=run_manager, **merged)
 
     reporter = _reporter(run_manager)
     listeners = (reporter.report,) if reporter else ()
-    candidates = [Candidate(r.target, attempt, r.provider, r.model, route_cost(r, messages, kwargs)) for r in routes]
-    return executor.run_sync(candidates, listeners)
+    result: ChatResult = executor.run_sync(_candidates(routes, messages, kwargs, attempt), listeners)
+    return result
 
 
 async def agenerate(
@@ -63,17 +76,14 @@ async def agenerate(
 ) -> ChatResult:
     reporter = _reporter(run_manager)
 
-    async def attempt(ctx: AttemptContext) -> ChatResult:
+    async def attempt(route: Route, merged: dict[str, Any]) -> ChatResult:
         if reporter is not None and reporter.pending:
             await reporter.aflush()
-        route = routes[ctx.index]
-        merged = {**route.kwargs, **kwargs}
         return await _chat_model(route)._agenerate_with_cache(messages, stop=stop, run_manager=run_manager, **merged)
 
     listeners = (reporter.queue,) if reporter else ()
-    candidates = [Candidate(r.target, attempt, r.provider, r.model, route_cost(r, messages, kwargs)) for r in routes]
     try:
-        return await executor.run(candidates, listeners)
+        return await executor.run(_candidates(routes, messages, kwargs, attempt), listeners)
     finally:
         if reporter is not None and reporter.pending:
             await reporter.aflush()
@@ -151,14 +161,12 @@ def stream_chunks(
     run_manager: CallbackManagerForLLMRun | None,
     kwargs: Mapping[str, Any],
 ) -> Iterator[ChatGenerationChunk]:
-    def attempt(ctx: AttemptContext) -> Iterator[ChatGenerationChunk]:
-        route = routes[ctx.index]
-        return _model_chunks(_chat_model(route), messages, stop, run_manager, {**route.kwargs, **kwargs})
+    def attempt(route: Route, merged: dict[str, Any]) -> Iterator[ChatGenerationChunk]:
+        return _model_chunks(_chat_model(route), messages, stop, run_manager, merged)
 
     reporter = _reporter(run_manager)
     listeners = (reporter.report,) if reporter else ()
-    candidates = [Candidate(r.target, attempt, r.provider, r.model, route_cost(r, messages, kwargs)) for r in routes]
-    yield from executor.stream(candidates, listeners)
+    yield from executor.stream(_candidates(routes, messages, kwargs, attempt), listeners)
 
 
 async def astream_chunks(
@@ -171,13 +179,11 @@ async def astream_chunks(
 ) -> AsyncIterator[ChatGenerationChunk]:
     reporter = _reporter(run_manager)
 
-    def attempt(ctx: AttemptContext) -> AsyncIterator[ChatGenerationChunk]:
-        route = routes[ctx.index]
-        merged = {**route.kwargs, **kwargs}
+    def attempt(route: Route, merged: dict[str, Any]) -> AsyncIterator[ChatGenerationChunk]:
         return _amodel_chunks(_chat_model(route), messages, stop, run_manager, merged, reporter)
 
     listeners = (reporter.queue,) if reporter else ()
-    candidates = [Candidate(r.target, attempt, r.provider, r.model, route_cost(r, messages, kwargs)) for r in routes]
+    candidates = _candidates(routes, messages, kwargs, attempt)
     stream: AsyncIterator[ChatGenerationChunk] = executor.astream(candidates, listeners)
     try:
         async for chunk in stream:

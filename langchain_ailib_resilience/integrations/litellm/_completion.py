@@ -301,16 +301,15 @@ async def resilient_acompletion(
         return await _astream(executor, targets)
     import litellm
 
-    def call(target: _Target) -> Candidate[Any]:
-        def fn(ctx: AttemptContext) -> Awaitable[Any]:
-            return litellm.acompletion(**_attempt_kwargs(target, ctx))  # type: ignore[no-any-return]
+    def attempt(kwargs: dict[str, Any]) -> Awaitable[Any]:
+        return litellm.acompletion(**kwargs)  # type: ignore[no-any-return]
 
-        return Candidate(target.name, fn, target.provider, target.model, _cost(target))
-
-    return await executor.run([call(target) for target in targets])
+    return await executor.run(_candidates(targets, attempt))
 
 
-def _stream_candidates(targets: list[_Target], attempt: Any) -> list[Candidate[Any]]:
+def _candidates(targets: list[_Target], attempt: Callable[[dict[str, Any]], Any]) -> list[Candidate[Any]]:
+    """One candidate per target; an attempt calls ``attempt`` with that target's kwargs for this attempt."""
+
     def call(target: _Target) -> Candidate[Any]:
         return Candidate(
             target.name, lambda ctx: attempt(_attempt_kwargs(target, ctx)), target.provider, target.model, _cost(target)
@@ -322,7 +321,7 @@ def _stream_candidates(targets: list[_Target], attempt: Any) -> list[Candidate[A
 async def _astream(executor: ResilientExecutor, targets: list[_Target]) -> ResilientAsyncStream:
     # The first chunk is read once, by the executor's opener; ``aserve`` hands it out first and settles the
     # ticket. Starting it here means a stream dropped unfinished is closed (and its permit freed) by the loop.
-    opened = await executor.aopen_stream(_stream_candidates(targets, _attempt_astream))
+    opened = await executor.aopen_stream(_candidates(targets, _attempt_astream))
     source = aserve(opened)
     try:
         first = await source.__anext__()
@@ -353,17 +352,11 @@ def resilient_completion(
         return _stream(executor, targets)
     import litellm
 
-    def call(target: _Target) -> Candidate[Any]:
-        def fn(ctx: AttemptContext) -> Any:
-            return litellm.completion(**_attempt_kwargs(target, ctx))
-
-        return Candidate(target.name, fn, target.provider, target.model, _cost(target))
-
-    return executor.run_sync([call(target) for target in targets])
+    return executor.run_sync(_candidates(targets, lambda kwargs: litellm.completion(**kwargs)))
 
 
 def _stream(executor: ResilientExecutor, targets: list[_Target]) -> ResilientStream:
-    opened = executor.open_stream(_stream_candidates(targets, _attempt_stream))
+    opened = executor.open_stream(_candidates(targets, _attempt_stream))
     source = serve(opened)
     try:
         first = next(source)
