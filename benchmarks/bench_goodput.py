@@ -182,6 +182,7 @@ async def drive(call: AsyncCall, duration: float, result: Result, callers: int =
                     result.failures += 1
                     name = type(exc).__name__
                     result.errors[name] = result.errors.get(name, 0) + 1
+                await asyncio.sleep(0)  # a fast local rejection (open circuit) never awaits: let the clock run
                 continue
             done = time.perf_counter()
             if done <= end:

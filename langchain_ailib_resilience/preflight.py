@@ -95,15 +95,19 @@ class Ticket:
 
     def failure(self, error: BaseException | StandardErrorCode | None = None) -> Transition | None:
         """The provider failed: count it if its code indicts the provider; free the permit. An exception (not
-        a bare code) also teaches the target: a 429/503 with Retry-After pauses it for every caller."""
+        a bare code) also teaches the target: a 429/503 with Retry-After pauses it for every caller, and a 429
+        its pacer learns from (adaptive, or a few ms early) is not counted."""
         if not self._free():
             return None
         if isinstance(error, StandardErrorCode) or error is None:
             return self.state.breaker.record_failure(self.permit, error)
         normalised = error if isinstance(error, ResilienceError) else classify_error(error)
-        transition = self.state.breaker.record_failure(self.permit, normalised.code)
-        self.state.feedback(normalised)
-        return transition
+        state = self.state
+        state.feedback(normalised)
+        if state.paces(normalised):  # the limiter's to act on, not the breaker's to count
+            state.breaker.release(self.permit)
+            return None
+        return state.breaker.record_failure(self.permit, normalised.code)
 
     def settle(self, error: ResilienceError) -> Transition | None:
         """Settle with a normalised failure: the one place of the rule "a local rejection (a nested gate's) or our

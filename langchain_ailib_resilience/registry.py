@@ -90,6 +90,11 @@ class TargetState:
             if seconds > 0:
                 self.pause(seconds)
 
+    def paces(self, error: ResilienceError) -> bool:
+        """Whether ``error`` is a 429 this target's pacer acts on, so says nothing about the provider's health."""
+        pacer = self.pacer
+        return pacer is not None and error.code is StandardErrorCode.RATE_LIMITED and pacer.absorbs(error.retry_after)
+
     def learn(self, answer: Any) -> None:
         """What an answer teaches the target: the limits its headers state."""
         pacer = self.pacer

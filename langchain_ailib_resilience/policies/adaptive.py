@@ -14,6 +14,9 @@ Three inputs set the rate a target's limiter paces at (``effective``):
   spacing, you are early": the spacing widens by ``MARGIN_STEP`` (the rate is divided by ``1 + margin``, up
   to ``MAX_MARGIN``), and narrows again by ``MARGIN_STEP / MARGIN_DECAY`` per success, so the margin settles
   where about one answer in ``MARGIN_DECAY`` is early.
+
+The 429s the pacer acts on (``absorbs``) do not count toward the target's breaker: a healthy provider shaping a
+burst of 60 callers must not open the circuit on them (the breaker still opens on outages, overload, timeouts).
 """
 
 from __future__ import annotations
@@ -123,6 +126,11 @@ class AdaptiveRate:
             if self.aimd is not None and self.aimd > per_second:
                 self.aimd = None  # a stated limit replaces a guess above it
             self._apply()
+
+    def absorbs(self, retry_after: float | None) -> bool:
+        """Whether a 429 is pacing information for this limiter rather than a verdict on the provider's health:
+        every 429 when adaptive (it is how the rate is learned), an early one (strict spacing) always."""
+        return self.adaptive or (retry_after is not None and retry_after < SHORT)
 
     def rate_limited(self, retry_after: float | None) -> None:
         """A 429: early by a few ms (widen the spacing), or over the limit (cut the rate, when adaptive)."""

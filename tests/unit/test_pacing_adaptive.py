@@ -9,6 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from langchain_ailib_resilience import (
+    CircuitBreakerConfig,
+    CircuitOpenError,
     FakeClock,
     RateLimiterConfig,
     ResilienceError,
@@ -203,3 +205,67 @@ def test_aimd_stays_within_its_bounds(events: list[tuple[str, Any]], ceiling: fl
         assert rate.limiter.rate >= adaptive.FLOOR / (1 + adaptive.MAX_MARGIN) * (1 - 1e-9)
         if not on:  # only the margin moves a configured, non-adaptive rate
             assert rate.limiter.rate == pytest.approx(top / (1 + rate.margin))
+
+
+def _status_error(status: int, headers: dict[str, str]) -> Exception:
+    class ProviderError(Exception):
+        pass
+
+    error = ProviderError(f"HTTP {status}")
+    error.status_code = status  # type: ignore[attr-defined]
+    error.headers = headers  # type: ignore[attr-defined]
+    return error
+
+
+async def _failures_then_state(config: ResilientConfig, status: int, headers: dict[str, str], calls: int) -> str:
+    executor = ResilientExecutor(config, clock=FakeClock(), registry=Registry())
+
+    async def call() -> str:
+        raise _status_error(status, headers)
+
+    for _ in range(calls):
+        with pytest.raises(ResilienceError) as caught:
+            await executor.execute(call, target="t")
+        assert not isinstance(caught.value, CircuitOpenError), "the circuit opened"
+    return executor.signals_snapshot("t").targets["t"].circuit_state
+
+
+BREAKER_AT_3 = CircuitBreakerConfig(failure_threshold=3, cooldown_seconds=30)
+NO_RETRY = RetryConfig(max_retries=0)
+
+
+async def test_an_adaptive_limiters_429s_teach_it_and_never_open_the_circuit() -> None:
+    """60 callers starting at once at an unlearned rate get a wave of 429s from a healthy provider: the pacer
+    learns from them; counting them would open the circuit and reject every caller for the cooldown."""
+    config = ResilientConfig(retry=NO_RETRY, circuit_breaker=BREAKER_AT_3, rate_limiter=RateLimiterConfig(adaptive=True))
+    assert await _failures_then_state(config, 429, {"retry-after-ms": "40"}, 10) == "closed"
+    assert await _failures_then_state(config, 429, {}, 10) == "closed"  # no headers: AIMD's input, not an outage
+    outage = await _failures_then_state(config, 503, {}, 2)
+    assert outage == "closed"  # below the threshold; the third 503 opens it
+    executor = ResilientExecutor(config, clock=FakeClock(), registry=Registry())
+
+    async def down() -> str:
+        raise _status_error(503, {})
+
+    for _ in range(3):
+        with pytest.raises(ResilienceError):
+            await executor.execute(down, target="t")
+    assert executor.signals_snapshot("t").targets["t"].circuit_state == "open"
+
+
+async def test_a_few_ms_early_429_is_timing_not_an_outage_but_a_real_429_storm_still_counts() -> None:
+    config = ResilientConfig(
+        retry=NO_RETRY,
+        circuit_breaker=BREAKER_AT_3,
+        rate_limiter=RateLimiterConfig(requests_per_second=20, burst_size=1),
+    )
+    assert await _failures_then_state(config, 429, {"retry-after-ms": "4"}, 10) == "closed"
+    executor = ResilientExecutor(config, clock=FakeClock(), registry=Registry())
+
+    async def storm() -> str:
+        raise _status_error(429, {"retry-after": "1"})
+
+    for _ in range(3):
+        with pytest.raises(ResilienceError):
+            await executor.execute(storm, target="t")
+    assert executor.signals_snapshot("t").targets["t"].circuit_state == "open"

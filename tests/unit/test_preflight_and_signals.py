@@ -161,3 +161,22 @@ async def test_fake_clock_run_with_timeout() -> None:
         await clock.arun_with_timeout(slow(), 3)
     assert clock.now() == 3
     assert await clock.arun_with_timeout(slow(), 30) == "done"
+
+
+async def test_two_fake_clocks_on_one_loop_both_keep_time() -> None:
+    """Each clock's driver waits for a loop with nothing else to run; it must not count the other clock's driver
+    (it did: two executors with their own FakeClock in one test livelocked, neither clock ever advancing)."""
+    first, second = FakeClock(), FakeClock()
+    await first.asleep(0.5)  # ``first``'s driver is now scheduled on this loop and stays while tasks run
+
+    async def busy_with_first() -> None:
+        for _ in range(3):
+            await first.asleep(1)
+
+    async def on_second() -> float:
+        await second.asleep(2)
+        return second.now()
+
+    # A bound only for the failure mode (a livelock); a passing run takes no real time at all.
+    results = await asyncio.wait_for(asyncio.gather(busy_with_first(), on_second()), timeout=10)
+    assert results[1] == 2 and first.now() == 3.5
