@@ -237,11 +237,10 @@ NO_RETRY = RetryConfig(max_retries=0)
 async def test_an_adaptive_limiters_429s_teach_it_and_never_open_the_circuit() -> None:
     """60 callers starting at once at an unlearned rate get a wave of 429s from a healthy provider: the pacer
     learns from them; counting them would open the circuit and reject every caller for the cooldown."""
-    config = ResilientConfig(retry=NO_RETRY, circuit_breaker=BREAKER_AT_3, rate_limiter=RateLimiterConfig(adaptive=True))
+    adaptive_on = RateLimiterConfig(adaptive=True)
+    config = ResilientConfig(retry=NO_RETRY, circuit_breaker=BREAKER_AT_3, rate_limiter=adaptive_on)
     assert await _failures_then_state(config, 429, {"retry-after-ms": "40"}, 10) == "closed"
     assert await _failures_then_state(config, 429, {}, 10) == "closed"  # no headers: AIMD's input, not an outage
-    outage = await _failures_then_state(config, 503, {}, 2)
-    assert outage == "closed"  # below the threshold; the third 503 opens it
     executor = ResilientExecutor(config, clock=FakeClock(), registry=Registry())
 
     async def down() -> str:
