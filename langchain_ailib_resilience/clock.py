@@ -57,8 +57,8 @@ class SystemClock:
 
     __slots__ = ()
 
-    def now(self) -> float:
-        return time.monotonic()
+    now = staticmethod(time.monotonic)
+    """Monotonic time in seconds (the builtin itself: no Python frame on every admission)."""
 
     def sleep(self, seconds: float) -> None:
         if seconds > 0:

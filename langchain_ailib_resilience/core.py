@@ -364,43 +364,45 @@ class CallCore:
 # at the point reached (``_handover``), which makes every decision from there.
 
 
-def bind(
-    candidates: Sequence[Candidate[Any]], args: tuple[Any, ...] | None, kwargs: dict[str, Any] | None
-) -> Sequence[Candidate[Any]]:
-    """The candidates as a core calls them (``fn(ctx)``). Given ``args`` (``execute``'s call), the only
-    candidate's ``fn`` is the user's own, called ``fn(*args, **kwargs)``: the happy path calls it so, and the
-    closure taking a context is built only here, when a core takes over."""
-    if args is None:
+Bound = tuple[str, Callable[..., Any], tuple[Any, ...], dict[str, Any]]
+"""``execute``'s call, ``(target, fn, args, kwargs)``: ``fn(*args, **kwargs)`` for ``target``, no ``Candidate`` yet."""
+
+
+def bind(candidates: Sequence[Candidate[Any]], call: Bound | None) -> Sequence[Candidate[Any]]:
+    """The candidates as a core calls them (``fn(ctx)``). Given ``call`` (``execute``'s), its one candidate: the
+    happy path calls ``fn(*args, **kwargs)`` itself, and the candidate and its closure taking a context are built
+    only here, when a core takes over."""
+    if call is None:
         return candidates
-    fn, kw = candidates[0].fn, kwargs or {}
-    return (candidates[0]._replace(fn=lambda _ctx: fn(*args, **kw)),)
+    target, fn, args, kwargs = call
+    return (Candidate(target, lambda _ctx: fn(*args, **kwargs)),)
 
 
 def _gate(
     executor: ResilientExecutor,
     candidates: Sequence[Candidate[Any]],
     listeners: Sequence[EventListener],
-    args: tuple[Any, ...] | None,
-    kwargs: dict[str, Any] | None,
+    call: Bound | None,
 ) -> Ticket | CallCore | TargetState:
     """A ticket for the first candidate, free now, when the happy path needs no core; its state when the only
     thing in the way is a wait at its gate that nobody hears of; else the core to drive."""
     observers = call_listeners()
-    if observers or listeners or not executor.quiet or not candidates:
-        return CallCore(executor, bind(candidates, args, kwargs), listeners, observers)
-    state = executor._states.get(candidates[0].target)  # (``executor.state``, inlined for the happy path)
+    if observers or listeners or not executor.quiet or not (candidates or call):
+        return CallCore(executor, bind(candidates, call), listeners, observers)
+    target, cost = (call[0], None) if call is not None else (candidates[0].target, candidates[0].cost)
+    state = executor._states.get(target)  # (``executor.state``, inlined for the happy path)
     if state is None or state.retired:
-        state = executor.state(candidates[0].target)
+        state = executor.state(target)
     if state.budget is not None:
         state.budget.record_request()
     try:
-        ticket = executor.preflight.try_check(state, cost=candidates[0].cost)
+        ticket = executor.preflight.try_check(state, cost=cost)
     except ResilienceError as error:
-        return _rejected_first(executor, bind(candidates, args, kwargs), state, error)
+        return _rejected_first(executor, bind(candidates, call), state, error)
     if ticket is None:
         if not subscribed("rate_limit_wait"):
             return state  # a quiet wait: the driver waits at the gate and goes on as on the happy path
-        core = _handover(executor, bind(candidates, args, kwargs), state)
+        core = _handover(executor, bind(candidates, call), state)
         core._wait_started = executor.clock.now()
         core._next = WAIT
         return core
@@ -442,27 +444,29 @@ def drive(
     listeners: Sequence[EventListener] = (),
     *,
     core: CallCore | None = None,
-    args: tuple[Any, ...] | None = None,
-    kwargs: dict[str, Any] | None = None,
+    call: Bound | None = None,
 ) -> Any:
     """One call, blocking: the result of the winning attempt, counted as a success. Given ``core`` (a stream's
-    opening), that core is driven and the winner's ticket stays held for the stream. Given ``args`` (and
-    ``kwargs``), the one candidate's ``fn`` is called ``fn(*args, **kwargs)`` (see ``bind``).
+    opening), that core is driven and the winner's ticket stays held for the stream. Given ``call`` (``execute``'s,
+    with no ``candidates``), that is the one candidate (see ``bind``).
 
     A running sync call cannot be interrupted in Python: ``ctx.timeout`` is for the client's own timeout."""
-    start = _gate(executor, candidates, listeners, args, kwargs) if core is None else core
+    start = _gate(executor, candidates, listeners, call) if core is None else core
     if isinstance(start, TargetState):
         state = start
         try:
-            start = executor.preflight.check(state, cost=candidates[0].cost)
+            start = executor.preflight.check(state, cost=None if call else candidates[0].cost)
         except ResilienceError as error:
-            start = _rejected_first(executor, bind(candidates, args, kwargs), state, error)
+            start = _rejected_first(executor, bind(candidates, call), state, error)
     if isinstance(start, Ticket):
-        ctx = executor.first_context(start.state.target)
         try:
-            result = candidates[0].fn(ctx) if args is None else candidates[0].fn(*args, **(kwargs or {}))
+            if call is None:
+                result = candidates[0].fn(executor.first_context(start.state.target))
+            else:
+                result = call[1](*call[2], **call[3]) if call[3] else call[1](*call[2])
         except Exception as exc:
-            start = _failed_first(executor, bind(candidates, args, kwargs), start, ctx, exc)
+            ctx = executor.first_context(start.state.target)
+            start = _failed_first(executor, bind(candidates, call), start, ctx, exc)
         except BaseException:
             start.release()
             raise
@@ -505,25 +509,29 @@ async def adrive(
     listeners: Sequence[EventListener] = (),
     *,
     core: CallCore | None = None,
-    args: tuple[Any, ...] | None = None,
-    kwargs: dict[str, Any] | None = None,
+    call: Bound | None = None,
 ) -> Any:
     """One call on an event loop: the awaited result of the winning attempt (see ``drive``)."""
-    start = _gate(executor, candidates, listeners, args, kwargs) if core is None else core
+    start = _gate(executor, candidates, listeners, call) if core is None else core
     if isinstance(start, TargetState):
         state = start
         try:
-            start = await executor.preflight.acheck(state, cost=candidates[0].cost)
+            start = await executor.preflight.acheck(state, cost=None if call else candidates[0].cost)
         except ResilienceError as error:
-            start = _rejected_first(executor, bind(candidates, args, kwargs), state, error)
+            start = _rejected_first(executor, bind(candidates, call), state, error)
     if isinstance(start, Ticket):
         timeout = executor.attempt_timeout
-        ctx = executor.first_context(start.state.target)
         try:
-            call = candidates[0].fn(ctx) if args is None else candidates[0].fn(*args, **(kwargs or {}))
-            result = await (call if timeout is None else executor.clock.arun_with_timeout(call, timeout))
+            if call is None:
+                awaitable = candidates[0].fn(executor.first_context(start.state.target))
+            else:
+                awaitable = call[1](*call[2], **call[3]) if call[3] else call[1](*call[2])
+            if timeout is not None:
+                awaitable = executor.clock.arun_with_timeout(awaitable, timeout)
+            result = await awaitable
         except Exception as exc:
-            start = _failed_first(executor, bind(candidates, args, kwargs), start, ctx, exc)
+            ctx = executor.first_context(start.state.target)
+            start = _failed_first(executor, bind(candidates, call), start, ctx, exc)
         except BaseException:
             start.release()
             raise

@@ -114,9 +114,8 @@ class ResilientExecutor:
         self, fn: Callable[..., Awaitable[T]], /, *args: Any, target: str = "default", **kwargs: Any
     ) -> Coroutine[Any, Any, T]:
         """``await fn(*args, **kwargs)`` with the full policy stack for ``target``."""
-        # (``tuple.__new__``: ``Candidate(...)`` without the Python-level ``NamedTuple.__new__``, on every call;
-        # ``args``: the happy path calls ``fn`` itself, the closure a core needs is built only if one takes over)
-        return adrive(self, (tuple.__new__(Candidate, (target, fn, None, None, None)),), args=args, kwargs=kwargs)
+        # (no ``Candidate`` yet: the happy path calls ``fn`` itself; one is built only if a core takes over)
+        return adrive(self, (), call=(target, fn, args, kwargs))
 
     def execute_chain(self, targets: Sequence[tuple[str, Callable[[], Awaitable[T]]]]) -> Coroutine[Any, Any, T]:
         """Try ``(target, fn)`` pairs in order, falling back on fallbackable errors."""
@@ -137,7 +136,7 @@ class ResilientExecutor:
         for the client's own timeout (the integrations pass it on); deadlines still bound every wait.
         """
         # (see ``execute``)
-        result: T = drive(self, (tuple.__new__(Candidate, (target, fn, None, None, None)),), args=args, kwargs=kwargs)
+        result: T = drive(self, (), call=(target, fn, args, kwargs))
         return result
 
     def execute_chain_sync(self, targets: Sequence[tuple[str, Callable[[], T]]]) -> T:

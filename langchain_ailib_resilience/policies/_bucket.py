@@ -34,7 +34,8 @@ def apply_bucket(
         level, stamp = burst, now
     elif now > stamp:
         level, stamp = level + (now - stamp) * rate, now
-    level = min(float(burst), level)
+    if not level < burst:  # ``min(float(burst), level)``, without two builtin calls on every admission
+        level = float(burst)
     if pause > 0:
         level = min(level, 1.0 - pause * rate)
     if tokens > 0:

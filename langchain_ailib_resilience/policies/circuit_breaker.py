@@ -101,6 +101,7 @@ class CircuitBreaker:
             quota_cooldown_seconds=quota_cooldown_seconds,
         )
         self.name = name
+        self._consecutive = mode == "consecutive"  # (read on every success)
         self._clock = clock or SYSTEM_CLOCK
         self._lock = threading.Lock()
         self._state = CircuitState.CLOSED
@@ -214,7 +215,7 @@ class CircuitBreaker:
 
     def record_success(self, permit: BreakerPermit) -> Transition | None:
         """The provider answered well. Returns the state change this caused, if any."""
-        if permit is self._closed_permit and self.config.mode == "consecutive" and not self._consecutive_failures:
+        if permit is self._closed_permit and self._consecutive and not self._consecutive_failures:
             return None  # fast path: nothing to reset
         return self._record(permit, failed=False)
 

@@ -89,7 +89,8 @@ class RateLimiter:
         """Take ``tokens`` (< 0: give back) and return 0.0, or take nothing and return the seconds they need
         (lock held). ``pause``: grant nothing for that long first.
 
-        The one place the bucket changes (``_bucket.apply_bucket``, the arithmetic every bucket shares);
+        The bucket changes only through ``_bucket.apply_bucket`` (the arithmetic every bucket shares; here and,
+        inlined, in ``try_acquire``);
         ``state.SharedRateLimiter`` reuses it as its local fallback bucket.
         """
         wait, self._tokens, self._stamp = apply_bucket(
@@ -251,9 +252,12 @@ class RateLimiter:
             now = self._clock.now()
             if self._waiters:
                 self._refill(now)
-            elif self._take(tokens, now) == 0.0:
-                self.granted_total += 1
-                return True
+            else:  # (``_take`` inlined)
+                level, stamp = self._tokens, self._stamp
+                wait, self._tokens, self._stamp = apply_bucket(level, stamp, now, tokens, self.rate, self.burst)
+                if wait == 0.0:
+                    self.granted_total += 1
+                    return True
             self.rejected_total += 1
             return False
 

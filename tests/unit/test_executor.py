@@ -516,3 +516,28 @@ def test_sync_callers_queued_when_the_circuit_opens_are_stopped_too(clock: FakeC
     thread.join(timeout=10)
     assert len(outcome) == 1 and isinstance(outcome[0], CircuitOpenError)
     assert state.backpressure.inflight == 0
+
+
+@pytest.mark.parametrize("listening", [False, True])
+async def test_arguments_reach_every_attempt(clock: FakeClock, listening: bool) -> None:
+    """``execute(fn, *args, **kwargs)``: the happy path calls ``fn`` itself and a core takes over on a failure;
+    both pass the same arguments (with or without a listener, which decides whether the happy path is taken)."""
+    seen: list[tuple[object, ...]] = []
+
+    def record(*args: object, **kwargs: object) -> str:
+        seen.append((*args, *sorted(kwargs.items())))
+        if len(seen) % 2:
+            raise ResilienceError("flaky", code="E3002")
+        return "ok"
+
+    async def arecord(*args: object, **kwargs: object) -> str:
+        return record(*args, **kwargs)
+
+    ex = executor(clock)
+    if listening:
+        ex.add_listener(lambda _event: None)
+    assert ex.execute_sync(record, 1, 2, x=3, target="a") == "ok"
+    assert await ex.execute(arecord, 1, 2, x=3, target="a") == "ok"
+    assert ex.execute_sync(record, target="a") == "ok"
+    assert await ex.execute(arecord, 4, target="a") == "ok"
+    assert seen == [(1, 2, ("x", 3))] * 4 + [()] * 2 + [(4,)] * 2
