@@ -262,6 +262,16 @@ async def _traced_astream(
         await call.aclose_streams()
 
 
+def _new_call(
+    executor: ResilientExecutor, routes: Sequence[Route], input: Any, config: RunnableConfig, kwargs: Mapping[str, Any]
+) -> tuple[Call, bool]:
+    """The call, and whether it opens a chain run: not when no handler would see one (the config then loses the
+    run's id and name, which belong to that unopened run)."""
+    if unobserved(config):
+        return Call(executor, routes, input, _untraced(config), kwargs), False
+    return Call(executor, routes, input, config, kwargs), True
+
+
 def invoke(
     owner: Runnable[Any, Any],
     executor: ResilientExecutor,
@@ -271,10 +281,9 @@ def invoke(
     kwargs: Mapping[str, Any],
 ) -> Any:
     """``config`` must come from ``ensure_config`` (a fresh dict this call owns)."""
-    if unobserved(config):
-        call = Call(executor, routes, input, _untraced(config), kwargs)
+    call, traced = _new_call(executor, routes, input, config, kwargs)
+    if not traced:
         return executor.run_sync(call.candidates(call.invoke))
-    call = Call(executor, routes, input, config, kwargs)
     return owner._call_with_config(_traced_invoke, input, config, call=call)
 
 
@@ -286,10 +295,9 @@ async def ainvoke(
     config: RunnableConfig,
     kwargs: Mapping[str, Any],
 ) -> Any:
-    if unobserved(config):
-        call = Call(executor, routes, input, _untraced(config), kwargs)
+    call, traced = _new_call(executor, routes, input, config, kwargs)
+    if not traced:
         return await executor.run(call.candidates(call.ainvoke))
-    call = Call(executor, routes, input, config, kwargs)
     return await owner._acall_with_config(_traced_ainvoke, input, config, call=call)
 
 
@@ -302,11 +310,10 @@ def stream(
     kwargs: Mapping[str, Any],
 ) -> Iterator[Any]:
     """A generator: nothing is sent (and no permit taken) until it is first iterated."""
-    if unobserved(config):
-        call = Call(executor, routes, input, _untraced(config), kwargs)
+    call, traced = _new_call(executor, routes, input, config, kwargs)
+    if not traced:
         yield from executor.stream(call.candidates(call.stream))
         return
-    call = Call(executor, routes, input, config, kwargs)
     try:
         yield from owner._transform_stream_with_config(iter((input,)), _traced_stream, config, call=call)
     finally:
@@ -321,8 +328,8 @@ async def astream(
     config: RunnableConfig,
     kwargs: Mapping[str, Any],
 ) -> AsyncIterator[Any]:
-    if unobserved(config):
-        call = Call(executor, routes, input, _untraced(config), kwargs)
+    call, traced = _new_call(executor, routes, input, config, kwargs)
+    if not traced:
         stream = executor.astream(call.candidates(call.astream))
         try:
             async for chunk in stream:
@@ -330,13 +337,12 @@ async def astream(
         finally:
             await aclose(stream)
         return
-    call = Call(executor, routes, input, config, kwargs)
-    traced = owner._atransform_stream_with_config(_one(input), _traced_astream, config, call=call)
+    run = owner._atransform_stream_with_config(_one(input), _traced_astream, config, call=call)
     try:
-        async for chunk in traced:
+        async for chunk in run:
             yield chunk
     finally:
-        await aclose(traced)
+        await aclose(run)
         await call.aclose_streams()
 
 
