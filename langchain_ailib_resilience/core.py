@@ -389,16 +389,23 @@ def _gate(
     observers = call_listeners()
     if observers or listeners or not executor.quiet or not (candidates or call):
         return CallCore(executor, bind(candidates, call), listeners, observers)
-    target, cost = (call[0], None) if call is not None else (candidates[0].target, candidates[0].cost)
+    if call is not None:
+        target, cost = call[0], None
+    else:
+        target, cost = candidates[0].target, candidates[0].cost
     state = executor._states.get(target)  # (``executor.state``, inlined for the happy path)
     if state is None or state.retired:
         state = executor.state(target)
     if state.budget is not None:
         state.budget.record_request()
-    try:
-        ticket = executor.preflight.try_check(state, cost=cost)
-    except ResilienceError as error:
-        return _rejected_first(executor, bind(candidates, call), state, error)
+    backpressure = state.backpressure
+    if backpressure is not None and backpressure._waiters:  # (``.waiting``, without a property call)
+        ticket = None  # callers queue for a permit: a newcomer waits behind them (FIFO), no need to try
+    else:
+        try:
+            ticket = executor.preflight.try_check(state, cost=cost)
+        except ResilienceError as error:
+            return _rejected_first(executor, bind(candidates, call), state, error)
     if ticket is None:
         if not subscribed("rate_limit_wait"):
             return state  # a quiet wait: the driver waits at the gate and goes on as on the happy path
