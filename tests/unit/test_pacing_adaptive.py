@@ -182,6 +182,23 @@ def test_a_cut_after_a_burst_of_answers_stays_below_the_unlearned_rate() -> None
     assert rate.limiter.rate <= adaptive.UNLEARNED_RATE * adaptive.DECREASE * (1 + 1e-9)
 
 
+def test_a_later_cut_starts_from_what_the_provider_lets_through_not_from_the_allowed_rate() -> None:
+    # A first cut from the unlearned rate leaves 850/s allowed; the provider answers 20/s. The next wave must
+    # cut to 85 % of those 20/s (it cut 850 → 722 → ...: 19 s of 429s to come down).
+    clock = FakeClock()
+    rate = pacer(clock)
+    rate.succeeded()
+    clock.advance(1e-9)
+    rate.succeeded()
+    rate.rate_limited(None)
+    assert rate.limiter.rate > 100  # the first cut, from a burst of answers, says little
+    for _ in range(40):  # two seconds of answers at the provider's 20/s
+        clock.advance(0.05)
+        rate.succeeded()
+    rate.rate_limited(None)
+    assert rate.limiter.rate == pytest.approx(20.0 * adaptive.DECREASE, rel=0.05)
+
+
 @settings(max_examples=200, deadline=None)
 @given(events=EVENTS, ceiling=st.one_of(st.none(), st.floats(0.5, 500.0)), on=st.booleans())
 def test_aimd_stays_within_its_bounds(events: list[tuple[str, Any]], ceiling: float | None, on: bool) -> None:
