@@ -129,19 +129,26 @@ class AdaptiveRate:
                 self.aimd = None  # a stated limit replaces a guess above it
             self._apply()
 
+    def _early(self, retry_after: float | None) -> bool:
+        """A short Retry-After at a known limit (configured or stated) says "strict spacing, a few ms early".
+        Without one, or under an AIMD guess, it says "over the limit": a token bucket at 20/s answers every
+        excess request with a Retry-After under 50 ms, which must cut the rate, not widen a margin."""
+        return retry_after is not None and retry_after < SHORT and self.aimd is None and self._bound() is not None
+
     def absorbs(self, retry_after: float | None) -> bool:
         """Whether a 429 is pacing information for this limiter rather than a verdict on the provider's health:
         every 429 when adaptive (it is how the rate is learned), an early one (strict spacing) always."""
-        return self.adaptive or (retry_after is not None and retry_after < SHORT)
+        return self.adaptive or self._early(retry_after)
 
     def rate_limited(self, retry_after: float | None) -> None:
         """A 429: early by a few ms (widen the spacing), or over the limit (cut the rate, when adaptive)."""
         now = self.clock.now()
         with self._lock:
-            if retry_after is not None and retry_after < SHORT:
+            early = self._early(retry_after)
+            if early:
                 self.margin = min(MAX_MARGIN, self.margin + MARGIN_STEP)
             # A stated limit is the provider's own word: its 429s are timing (the margin) or a pause, not a cut.
-            cut = self.adaptive and self.stated is None and not (retry_after is not None and retry_after < SHORT)
+            cut = self.adaptive and self.stated is None and not early
             if cut and now - self._last_decrease >= COOLDOWN:
                 self._last_decrease = now
                 self.aimd = max(FLOOR, self._sending(now) * DECREASE)
