@@ -156,7 +156,7 @@ class AdaptiveRate:
 
     def _sending(self, now: float) -> float:
         """What the provider lets through: the answers of the last ``WINDOW`` seconds (while it sends 429s, that
-        is its capacity), never above what was allowed; with fewer than two, the allowed rate, else ``FLOOR``.
+        is its capacity), never above what was allowed; with fewer than two, the allowed rate.
 
         Measured even once an AIMD rate is set: cutting the *allowed* rate (850/s after a first cut from the
         unlearned rate) by 15 % a second took 19 s of 429s to come down to a 20/s provider.
@@ -165,8 +165,13 @@ class AdaptiveRate:
         recent = [t for t in self._done if t > now - WINDOW]
         if len(recent) >= 2 and now > recent[0]:
             measured = (len(recent) - 1) / (now - recent[0])
-            return min(UNLEARNED_RATE if allowed is None else allowed, measured)
-        return allowed if allowed is not None else FLOOR
+            allowed = UNLEARNED_RATE if allowed is None else allowed
+            # Never below half of what was allowed in one cut: while retries wait out their backoff the answers
+            # measure our own pause, not the provider, and cutting to them spiralled the rate down to 2 req/s.
+            return max(allowed / 2.0, min(allowed, measured))
+        # No answers to measure yet (the first wave of a cold start): cut from what was allowed. Cutting from
+        # FLOOR (1/min) here left 60 callers of a 20/s provider at 2 req/s for the rest of the run.
+        return allowed if allowed is not None else UNLEARNED_RATE
 
     def succeeded(self) -> None:
         """An answer: narrow the margin a little; probe the AIMD rate upward."""

@@ -192,11 +192,16 @@ def test_a_later_cut_starts_from_what_the_provider_lets_through_not_from_the_all
     rate.succeeded()
     rate.rate_limited(None)
     assert rate.limiter.rate > 100  # the first cut, from a burst of answers, says little
-    for _ in range(40):  # two seconds of answers at the provider's 20/s
-        clock.advance(0.05)
-        rate.succeeded()
-    rate.rate_limited(None)
-    assert rate.limiter.rate == pytest.approx(20.0 * adaptive.DECREASE, rel=0.05)
+    cuts = []
+    for _ in range(8):  # a wave a second; answers at the provider's 20/s in between
+        for _ in range(20):
+            clock.advance(0.05)
+            rate.succeeded()
+        before = rate.limiter.rate
+        rate.rate_limited(None)
+        cuts.append(rate.limiter.rate)
+        assert rate.limiter.rate >= before / 2 * adaptive.DECREASE * 0.99  # at most halved (and DECREASE) a cut
+    assert cuts[-1] == pytest.approx(20.0 * adaptive.DECREASE, rel=0.1)  # down to what the provider lets through
 
 
 def test_with_nothing_known_a_short_retry_after_is_over_the_limit_not_early() -> None:
@@ -208,11 +213,20 @@ def test_with_nothing_known_a_short_retry_after_is_over_the_limit_not_early() ->
         clock.advance(0.05)
         rate.succeeded()
     rate.rate_limited(0.03)
-    assert rate.margin == 0.0
-    assert rate.limiter.rate == pytest.approx(20.0 * adaptive.DECREASE, rel=0.05)
+    first = rate.limiter.rate
+    assert rate.margin == 0.0 and first < adaptive.UNLEARNED_RATE * adaptive.DECREASE * 1.001  # a cut
     clock.advance(adaptive.COOLDOWN)
     rate.rate_limited(0.03)  # under the AIMD guess, too: a cut, not a margin
-    assert rate.margin == 0.0 and rate.limiter.rate < 20.0 * adaptive.DECREASE
+    assert rate.margin == 0.0 and rate.limiter.rate < first * adaptive.DECREASE * 1.001
+
+
+def test_a_429_before_any_answer_does_not_cut_to_the_floor() -> None:
+    # The first wave of a cold start: 429s before any answer was measured. The cut must come from what was
+    # allowed (it came from FLOOR, 1/min: 60 callers of a 20/s provider then crawled at 2 req/s).
+    clock = FakeClock()
+    rate = pacer(clock)
+    rate.rate_limited(None)
+    assert rate.limiter.rate == pytest.approx(adaptive.UNLEARNED_RATE * adaptive.DECREASE)
 
 
 @settings(max_examples=200, deadline=None)
