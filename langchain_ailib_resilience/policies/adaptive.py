@@ -5,13 +5,13 @@ Three inputs set the rate a target's limiter paces at (``effective``):
 - **headers** (``adaptive=True``): a stated limit (OpenAI ``x-ratelimit-limit-requests``, Anthropic
   ``anthropic-ratelimit-requests-limit``, per minute) becomes the rate, at most the configured
   ``requests_per_second`` (the ceiling);
-- **429 feedback** (``adaptive=True``, where no limit is stated, e.g. Azure): AIMD. A rate-limited answer (not
-  a few-ms-early one) cuts
-  the rate to ``DECREASE`` of what was being sent (at most once per ``COOLDOWN`` seconds, so one wave of 429s
-  from requests already in flight counts once); each success probes upward by ``PROBE`` of the rate per
-  second of successes; never above the ceiling or a stated limit, never below ``FLOOR``;
-- **timing** (whenever there is a limiter): a 429 whose Retry-After is shorter than ``SHORT`` says "strict
-  spacing, you are early": the spacing widens by ``MARGIN_STEP`` (the rate is divided by ``1 + margin``, up
+- **429 feedback** (``adaptive=True``, where no limit is stated, e.g. Azure): AIMD. A rate-limited answer cuts
+  the rate to ``DECREASE`` of what the provider let through in the last ``WINDOW`` seconds (at most halving
+  what was allowed in one cut; at most once per ``COOLDOWN`` seconds, so one wave of 429s from requests already
+  in flight counts once); each success probes upward by ``PROBE`` req/s; never above the ceiling or a stated
+  limit, never below ``FLOOR``;
+- **timing** (at a known limit: configured or stated): a 429 whose Retry-After is shorter than ``SHORT`` says
+  "strict spacing, you are early": the spacing widens by ``MARGIN_STEP`` (the rate is divided by ``1 + margin``, up
   to ``MAX_MARGIN``), and narrows again by ``MARGIN_STEP / MARGIN_DECAY`` per success, so the margin settles
   where about one answer in ``MARGIN_DECAY`` is early.
 
