@@ -170,15 +170,20 @@ EVENTS = st.lists(
 )
 
 
-def test_a_cut_after_a_burst_of_answers_stays_below_the_unlearned_rate() -> None:
-    # Two answers 1 ns apart measure ~1e9 req/s; with nothing configured or stated the cut must still start
-    # from at most the unlearned rate (it was 8.5e8/s: in effect no limit after the 429).
-    clock = FakeClock()
+def cut_after_a_burst(clock: FakeClock) -> AdaptiveRate:
+    """Two answers 1 ns apart (a burst), then a 429, with nothing configured or stated."""
     rate = pacer(clock)
     rate.succeeded()
     clock.advance(1e-9)
     rate.succeeded()
     rate.rate_limited(None)
+    return rate
+
+
+def test_a_cut_after_a_burst_of_answers_stays_below_the_unlearned_rate() -> None:
+    # Two answers 1 ns apart measure ~1e9 req/s; with nothing configured or stated the cut must still start
+    # from at most the unlearned rate (it was 8.5e8/s: in effect no limit after the 429).
+    rate = cut_after_a_burst(FakeClock())
     assert rate.limiter.rate <= adaptive.UNLEARNED_RATE * adaptive.DECREASE * (1 + 1e-9)
 
 
@@ -186,11 +191,7 @@ def test_a_later_cut_starts_from_what_the_provider_lets_through_not_from_the_all
     # A first cut from the unlearned rate leaves 850/s allowed; the provider answers 20/s. The next wave must
     # cut to 85 % of those 20/s (it cut 850 → 722 → ...: 19 s of 429s to come down).
     clock = FakeClock()
-    rate = pacer(clock)
-    rate.succeeded()
-    clock.advance(1e-9)
-    rate.succeeded()
-    rate.rate_limited(None)
+    rate = cut_after_a_burst(clock)
     assert rate.limiter.rate > 100  # the first cut, from a burst of answers, says little
     cuts = []
     for _ in range(8):  # a wave a second; answers at the provider's 20/s in between
