@@ -11,7 +11,13 @@ import litellm
 import pytest
 from litellm_fixture_server import MESSAGES, FixtureServer, ok, unavailable
 
-from langchain_ailib_resilience import CircuitBreakerConfig, CircuitOpenError, ResilienceCallback, ResilientConfig
+from langchain_ailib_resilience import (
+    CircuitBreakerConfig,
+    CircuitOpenError,
+    RateLimiterConfig,
+    ResilienceCallback,
+    ResilientConfig,
+)
 from langchain_ailib_resilience.integrations.litellm import held_calls, target_key
 from langchain_ailib_resilience.testing import Fault, ProviderEmulator
 
@@ -133,4 +139,23 @@ async def test_open_deployment_is_skipped_while_a_healthy_sibling_serves() -> No
         assert emulator.count("pair-dead") == 3
         assert emulator.count("pair-live") == served + 20
         assert gate.signals_snapshot(model=dead).targets[dead].rejected_total == 0
+    assert held_calls() == 0
+
+
+async def test_a_router_answer_teaches_the_deployment_its_stated_limits_and_usage() -> None:
+    """The Router settles a non-stream answer in its deployment success hook: that answer's headers and usage
+    must reach the target (it was settled with no answer, so an adaptive limiter behind a Router never learned
+    from a success and its first wave of callers went out unlimited)."""
+    config = ResilientConfig(rate_limiter=RateLimiterConfig(adaptive=True, tokens_per_minute=600_000))
+    gate = ResilienceCallback(config).register()
+    with ProviderEmulator() as emulator:
+        emulator.rate_limit("rt-adaptive", 20, burst=5)  # OpenAI x-ratelimit-* headers on every answer
+        params = {"model": "openai/rt-adaptive", "api_base": emulator.openai_base, "api_key": "sk-emulator"}
+        router = litellm.Router(
+            model_list=[{"model_name": "g", "litellm_params": {**params, "max_retries": 0}, "model_info": {"id": "a"}}]
+        )
+        await router.acompletion(model="g", messages=MESSAGES)
+        name = target_key("openai/rt-adaptive", api_base=emulator.openai_base, deployment_id="a")
+        signals = gate.signals_snapshot(model=name).targets[name]
+        assert signals.rate_source == "headers" and signals.rate_limit == pytest.approx(20.0)
     assert held_calls() == 0

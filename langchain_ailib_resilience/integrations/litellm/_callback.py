@@ -421,7 +421,7 @@ class ResilienceCallback(CustomLogger):
         if isinstance(call_id, str):
             for held in _LEDGER.take(call_id, streams=False):
                 held.detach()
-                held.succeeded()
+                held.succeeded(response)  # its headers and usage teach the target, as in the log event
         return None
 
     async def async_post_call_failure_deployment_hook(
