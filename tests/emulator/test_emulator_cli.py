@@ -35,10 +35,16 @@ def test_emulator_rejects_bad_options(argv: list[str], capsys: pytest.CaptureFix
     assert "ailib-resilience emulator:" in capsys.readouterr().err
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_emulator_process_serves_scripts_until_interrupted() -> None:
     command = [sys.executable, "-m", "langchain_ailib_resilience.cli", "emulator", "--quiet"]
     command += ["--script", "openai/gpt-x=429:0.5,ok:scripted", "--default", "*=ok:default"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    # Ctrl-C's default action, whatever this test inherited: a CI started as a background job runs with SIGINT
+    # ignored, the emulator inherited that and never stopped (the communicate timeout below, 2 CI failures).
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
     try:
         assert process.stdout is not None
         base = process.stdout.readline().split()[-1]
@@ -53,7 +59,7 @@ def test_emulator_process_serves_scripts_until_interrupted() -> None:
         assert second.json()["choices"][0]["message"]["content"] == "scripted"
         assert other.json()["choices"][0]["message"]["content"] == "default"
         process.send_signal(signal.SIGINT)
-        out, _ = process.communicate(timeout=30)  # a loaded 2-core CI machine has taken over 10 s to wind down
+        out, _ = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
             process.kill()
