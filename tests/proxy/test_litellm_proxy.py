@@ -206,11 +206,17 @@ def test_open_deployment_is_skipped_while_its_sibling_is_healthy(proxy: Proxy) -
         _ask(proxy, "pair")  # before it opens, a failure may reach the client (the Router retries once)
     assert proxy.emulator.count("pair-dead-x") == FAILURE_THRESHOLD
     served = proxy.emulator.count("pair-live-x")
-    answers = [_ask(proxy, "pair") for _ in range(5)]  # within the live deployment's rate burst
-    assert [answer.status for answer in answers] == [200] * 5, [answer.text for answer in answers]
+    answers = [_ask(proxy, "pair") for _ in range(5)]
+    # Served by the live sibling, or (when the loop above already spent most of its 5/s burst-8 bucket: a
+    # fast machine) refused by its own local rate limit; never a 503, never the dead deployment.
+    served_now = [answer for answer in answers if answer.status == 200]
+    for answer in answers:
+        if answer.status != 200:
+            _local(answer, 429, "E2001")
+    assert served_now, [answer.text for answer in answers]
     assert proxy.emulator.count("pair-dead-x") == FAILURE_THRESHOLD  # not picked again, not even refused
-    assert proxy.emulator.count("pair-live-x") == served + 5
-    assert all(answer.headers["x-resilience-circuit-state"] == "closed" for answer in answers)
+    assert proxy.emulator.count("pair-live-x") == served + len(served_now)
+    assert all(answer.headers["x-resilience-circuit-state"] == "closed" for answer in served_now)
 
 
 def test_healthy_deployment_is_unaffected_and_reports_its_state(proxy: Proxy) -> None:
