@@ -31,7 +31,7 @@ from .errors.rate_headers import parse_rate_limit_headers
 from .errors.retry_after import headers_of
 from .events import publish_transition
 from .feedback import response_headers
-from .policies.adaptive import UNLEARNED_RATE, AdaptiveRate
+from .policies.adaptive import START_RATE, AdaptiveRate
 from .policies.backpressure import Backpressure
 from .policies.circuit_breaker import CircuitBreaker
 from .policies.pause import PauseGate, pause_asked
@@ -134,9 +134,9 @@ def build_target_state(target: str, config: ResilientConfig, clock: Clock) -> Ta
     limiter: RateLimiter | None = None
     backend = "local"
     if rl.requests_per_second is not None or rl.adaptive:
-        # Adaptive with nothing configured starts at a rate that is in effect no limit, until one is learned.
-        rate = rl.requests_per_second or UNLEARNED_RATE
-        burst = rl.effective_burst if rl.requests_per_second is not None else int(UNLEARNED_RATE)
+        # Adaptive with nothing configured starts slowly, one at a time (``AdaptiveRate``'s slow start).
+        rate = rl.requests_per_second or START_RATE
+        burst = rl.effective_burst if rl.requests_per_second is not None else 1
         if config.state_url:
             from .state import build_shared_limiter
 

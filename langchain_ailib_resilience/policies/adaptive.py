@@ -1,14 +1,20 @@
 """A target's request rate, learned: from the provider's rate-limit headers, from its 429s, and its timing.
 
-Three inputs set the rate a target's limiter paces at (``effective``):
+Three inputs set the rate a target's limiter paces at (``effective``), after a slow start:
+
+- **slow start** (``adaptive=True``, no ``requests_per_second``): with nothing known the limiter starts at
+  ``START_RATE`` (burst 1, so 60 callers do not go at once into an unknown limit) and doubles per answer, never
+  above ``START_GAIN`` times what the provider has been seen to answer (a provider's burst hides its limit for a
+  while; growth bounded by the answers cannot run away meanwhile); the first 429 or stated limit ends it;
 
 - **headers** (``adaptive=True``): a stated limit (OpenAI ``x-ratelimit-limit-requests``, Anthropic
   ``anthropic-ratelimit-requests-limit``, per minute) becomes the rate, at most the configured
   ``requests_per_second`` (the ceiling);
 - **429 feedback** (``adaptive=True``, where no limit is stated, e.g. Azure): AIMD. A rate-limited answer cuts
-  the rate to ``DECREASE`` of what the provider let through in the last ``WINDOW`` seconds (at most halving
+  the rate to ``DECREASE`` of what the provider let through over its last ``ANSWERS`` answers (at most halving
   what was allowed in one cut; at most once per ``COOLDOWN`` seconds, so one wave of 429s from requests already
-  in flight counts once); each success probes upward by ``PROBE`` req/s; never above the ceiling or a stated
+  in flight counts once); each success probes upward by ``PROBE`` req/s (answers come at about the rate, so
+  that is ``PROBE`` of the rate per second: 5 %/s); never above the ceiling or a stated
   limit, never below ``FLOOR``;
 - **timing** (at a known limit: configured or stated): a 429 whose Retry-After is shorter than ``SHORT`` says
   "strict spacing, you are early": the spacing widens by ``MARGIN_STEP`` (the rate is divided by ``1 + margin``, up
@@ -32,18 +38,22 @@ from .rate_limiter import RateLimiter
 
 RateSource = Literal["configured", "headers", "429-feedback", "unlearned"]
 
-DECREASE = 0.85
-PROBE = 0.02
+DECREASE = 0.9
+PROBE = 0.05
 COOLDOWN = 1.0
 FLOOR = 1.0 / 60.0
 SHORT = 0.1
 WINDOW = 2.0
-"""Seconds of answers that measure what the provider lets through, for a cut."""
+ANSWERS = 20
+"""What the provider lets through is measured over its last ``ANSWERS`` answers, at most ``WINDOW`` s old."""
 MARGIN_STEP = 0.01
 MARGIN_DECAY = 50.0
 MAX_MARGIN = 0.25
 UNLEARNED_RATE = 1000.0
-"""The rate an adaptive limiter starts at when nothing is configured or learned yet: in effect no limit."""
+"""The highest rate a slow start reaches when nothing is configured or learned: in effect no limit."""
+START_RATE = 5.0
+"""Where a slow start begins (req/s): the first request goes at once, the next ones as answers come back."""
+START_GAIN = 2.0
 
 
 class AdaptiveRate:
@@ -71,10 +81,14 @@ class AdaptiveRate:
         self.stated_by: str | None = None
         self.aimd: float | None = None  # req/s from 429 feedback
         self.margin = 0.0
+        self.probing: float | None = START_RATE if adaptive and ceiling is None else None
+        """The slow start's rate while nothing is known; ``None`` once a 429 or a stated limit ended it."""
         self._last_decrease = -math.inf
-        self._done: deque[float] = deque(maxlen=64)  # completion times: what the provider lets through
+        self._done: deque[float] = deque(maxlen=ANSWERS)  # completion times: what the provider lets through
         self._lock = threading.Lock()
         self._applied = limiter.rate
+        if self.probing is not None:
+            self._apply()
 
     # --- reading ------------------------------------------------------------------------------------------
 
@@ -103,7 +117,9 @@ class AdaptiveRate:
     @property
     def effective(self) -> float:
         learned = self.learned
-        return (UNLEARNED_RATE if learned is None else learned) / (1.0 + self.margin)
+        if learned is None:
+            learned = UNLEARNED_RATE if self.probing is None else self.probing
+        return learned / (1.0 + self.margin)
 
     # --- learning -----------------------------------------------------------------------------------------
 
@@ -125,6 +141,7 @@ class AdaptiveRate:
             if self.stated == per_second:
                 return
             self.stated, self.stated_by = per_second, parsed.source
+            self.probing = None
             if self.aimd is not None and self.aimd > per_second:
                 self.aimd = None  # a stated limit replaces a guess above it
             self._apply()
@@ -152,33 +169,51 @@ class AdaptiveRate:
             if cut and now - self._last_decrease >= COOLDOWN:
                 self._last_decrease = now
                 self.aimd = max(FLOOR, self._sending(now) * DECREASE)
+                self.probing = None
             self._apply()
 
     def _sending(self, now: float) -> float:
-        """What the provider lets through: the answers of the last ``WINDOW`` seconds (while it sends 429s, that
-        is its capacity), never above what was allowed; with fewer than two, the allowed rate.
+        """What the provider lets through: the rate of its recent answers (while it sends 429s, that is its
+        capacity), never above what was allowed; with fewer than two, the allowed rate.
 
         Measured even once an AIMD rate is set: cutting the *allowed* rate (850/s after a first cut from the
         unlearned rate) by 15 % a second took 19 s of 429s to come down to a 20/s provider.
         """
         allowed = self.aimd if self.aimd is not None else self._bound()
-        recent = [t for t in self._done if t > now - WINDOW]
-        if len(recent) >= 2 and now > recent[0]:
-            measured = (len(recent) - 1) / (now - recent[0])
-            allowed = UNLEARNED_RATE if allowed is None else allowed
+        if allowed is None:
+            allowed = UNLEARNED_RATE if self.probing is None else self.probing
+        measured = self._answered(now)
+        if measured is not None:
             # Never below half of what was allowed in one cut: while retries wait out their backoff the answers
             # measure our own pause, not the provider, and cutting to them spiralled the rate down to 2 req/s.
             return max(allowed / 2.0, min(allowed, measured))
         # No answers to measure yet (the first wave of a cold start): cut from what was allowed. Cutting from
         # FLOOR (1/min) here left 60 callers of a 20/s provider at 2 req/s for the rest of the run.
-        return allowed if allowed is not None else UNLEARNED_RATE
+        return allowed
+
+    def _answered(self, now: float) -> float | None:
+        """The rate of the last ``ANSWERS`` answers, at most ``WINDOW`` s old (``None``: fewer than two). Over the
+        last few answers, not a fixed time: a slow start measured over 2 s still saw its own ramp, and its first
+        cut fell to 14/s under a 20/s provider."""
+        recent = [t for t in self._done if t > now - WINDOW]
+        if len(recent) >= 2 and now > recent[0]:
+            return (len(recent) - 1) / (now - recent[0])
+        return None
 
     def succeeded(self) -> None:
-        """An answer: narrow the margin a little; probe the AIMD rate upward."""
+        """An answer: narrow the margin a little; probe the AIMD rate upward; grow a slow start."""
         with self._lock:
-            if self.adaptive:
-                self._done.append(self.clock.now())
             changed = False
+            if self.adaptive:
+                now = self.clock.now()
+                self._done.append(now)
+                if self.probing is not None and self.probing < UNLEARNED_RATE:
+                    answered = self._answered(now)
+                    grown = 2.0 * self.probing
+                    if answered is not None:
+                        grown = min(grown, max(START_RATE, START_GAIN * answered))
+                    self.probing = min(UNLEARNED_RATE, max(self.probing, grown))
+                    changed = True
             if self.margin > 0:
                 self.margin = max(0.0, self.margin - MARGIN_STEP / MARGIN_DECAY)
                 changed = True

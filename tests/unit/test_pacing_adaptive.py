@@ -170,28 +170,29 @@ EVENTS = st.lists(
 )
 
 
-def cut_after_a_burst(clock: FakeClock) -> AdaptiveRate:
-    """Two answers 1 ns apart (a burst), then a 429, with nothing configured or stated."""
+def test_a_cut_after_a_burst_of_answers_stays_below_the_allowed_rate() -> None:
+    # Two answers 1 ns apart measure ~1e9 req/s; with nothing configured or stated the cut must still start
+    # from at most the rate allowed then (it was 8.5e8/s: in effect no limit after the 429).
+    clock = FakeClock()
     rate = pacer(clock)
     rate.succeeded()
     clock.advance(1e-9)
     rate.succeeded()
+    allowed = rate.limiter.rate
     rate.rate_limited(None)
-    return rate
-
-
-def test_a_cut_after_a_burst_of_answers_stays_below_the_unlearned_rate() -> None:
-    # Two answers 1 ns apart measure ~1e9 req/s; with nothing configured or stated the cut must still start
-    # from at most the unlearned rate (it was 8.5e8/s: in effect no limit after the 429).
-    rate = cut_after_a_burst(FakeClock())
-    assert rate.limiter.rate <= adaptive.UNLEARNED_RATE * adaptive.DECREASE * (1 + 1e-9)
+    assert rate.limiter.rate <= allowed * adaptive.DECREASE * (1 + 1e-9)
 
 
 def test_a_later_cut_starts_from_what_the_provider_lets_through_not_from_the_allowed_rate() -> None:
-    # A first cut from the unlearned rate leaves 850/s allowed; the provider answers 20/s. The next wave must
-    # cut to 85 % of those 20/s (it cut 850 → 722 → ...: 19 s of 429s to come down).
+    # A slow start run up by a fast burst of answers (200/s) is cut to 180/s; the provider then answers 20/s.
+    # The next waves must come down to 90 % of those 20/s (cutting the allowed rate by 10-15 % a second took
+    # 19 s of 429s to come down), at most halving per cut.
     clock = FakeClock()
-    rate = cut_after_a_burst(clock)
+    rate = pacer(clock)
+    for _ in range(adaptive.ANSWERS):
+        clock.advance(0.005)
+        rate.succeeded()
+    rate.rate_limited(None)
     assert rate.limiter.rate > 100  # the first cut, from a burst of answers, says little
     cuts = []
     for _ in range(8):  # a wave a second; answers at the provider's 20/s in between
@@ -213,21 +214,83 @@ def test_with_nothing_known_a_short_retry_after_is_over_the_limit_not_early() ->
     for _ in range(40):
         clock.advance(0.05)
         rate.succeeded()
+    allowed = rate.limiter.rate
     rate.rate_limited(0.03)
     first = rate.limiter.rate
-    assert rate.margin == 0.0 and first < adaptive.UNLEARNED_RATE * adaptive.DECREASE * 1.001  # a cut
+    assert rate.margin == 0.0 and first <= allowed * adaptive.DECREASE * 1.001  # a cut
     clock.advance(adaptive.COOLDOWN)
     rate.rate_limited(0.03)  # under the AIMD guess, too: a cut, not a margin
     assert rate.margin == 0.0 and rate.limiter.rate < first * adaptive.DECREASE * 1.001
 
 
 def test_a_429_before_any_answer_does_not_cut_to_the_floor() -> None:
-    # The first wave of a cold start: 429s before any answer was measured. The cut must come from what was
-    # allowed (it came from FLOOR, 1/min: 60 callers of a 20/s provider then crawled at 2 req/s).
+    # A 429 before any answer was measured. The cut must come from what was allowed (it came from FLOOR,
+    # 1/min: 60 callers of a 20/s provider then crawled at 2 req/s).
     clock = FakeClock()
     rate = pacer(clock)
     rate.rate_limited(None)
-    assert rate.limiter.rate == pytest.approx(adaptive.UNLEARNED_RATE * adaptive.DECREASE)
+    assert rate.limiter.rate == pytest.approx(adaptive.START_RATE * adaptive.DECREASE)
+
+
+def test_an_adaptive_target_with_nothing_known_lets_one_caller_go_not_a_wave() -> None:
+    # 60 callers of an unlearned target went at once (a 1000-token bucket): 55 of them met a 429 from a
+    # 20/s burst-5 provider before the first answer could teach anything. Now one goes; the next at START_RATE.
+    clock = FakeClock()
+    state = Registry().get("t", ResilientConfig(rate_limiter=RateLimiterConfig(adaptive=True)), clock)
+    assert state.limiter is not None and state.pacer is not None
+    admitted = sum(state.limiter.try_acquire() for _ in range(60))
+    assert admitted == 1
+    assert state.signals().rate_source == "unlearned"
+    assert state.limiter.wait_estimate() == pytest.approx(1 / adaptive.START_RATE)
+
+
+def test_a_slow_start_doubles_per_answer_but_never_beyond_twice_what_is_answered() -> None:
+    clock = FakeClock()
+    rate = pacer(clock)
+    rate.succeeded()  # one answer: nothing measured yet, the rate doubles
+    assert rate.limiter.rate == pytest.approx(2 * adaptive.START_RATE)
+    for _ in range(200):  # answers at 20/s: growth stops at twice that, whatever the provider's burst hides
+        clock.advance(0.05)
+        rate.succeeded()
+        assert rate.limiter.rate <= adaptive.START_GAIN * 20.0 * (1 + 1e-6)
+    assert rate.limiter.rate == pytest.approx(adaptive.START_GAIN * 20.0)
+    assert rate.probing is not None and rate.source == "unlearned"
+
+
+def test_the_cut_that_ends_a_slow_start_measures_the_recent_answers_not_the_ramp() -> None:
+    # A slow start's answers come at 5, then 10, then the provider's 20/s. Measured over 2 s of answers the
+    # ramp pulled the first cut down to 14/s (and it then crept up for seconds); over the last answers: 18/s.
+    clock = FakeClock()
+    rate = pacer(clock)
+    for gap in [0.2] * 3 + [0.1] * 5 + [0.05] * 25:
+        clock.advance(gap)
+        rate.succeeded()
+    rate.rate_limited(None)
+    assert rate.limiter.rate == pytest.approx(20.0 * adaptive.DECREASE, rel=0.02)
+
+
+def test_a_stated_limit_or_a_429_ends_the_slow_start() -> None:
+    clock = FakeClock()
+    rate = pacer(clock)
+    parsed = parse_rate_limit_headers(OPENAI_20_PER_SECOND)
+    assert parsed is not None
+    rate.headers(parsed)
+    assert rate.probing is None and rate.limiter.rate == pytest.approx(20.0)
+    rate = pacer(clock)
+    for _ in range(10):
+        clock.advance(0.05)
+        rate.succeeded()
+    rate.rate_limited(None)
+    assert rate.probing is None and rate.source == "429-feedback"
+    cut = rate.limiter.rate
+    for _ in range(10):
+        rate.succeeded()
+    assert rate.limiter.rate == pytest.approx(cut + 10 * adaptive.PROBE)  # additive probing, not doubling
+
+
+def test_a_configured_rate_needs_no_slow_start() -> None:
+    rate = pacer(FakeClock(), ceiling=20.0)
+    assert rate.probing is None and rate.limiter.rate == pytest.approx(20.0)
 
 
 @settings(max_examples=200, deadline=None)
@@ -250,6 +313,8 @@ def test_aimd_stays_within_its_bounds(events: list[tuple[str, Any]], ceiling: fl
         bounds = [b for b in (ceiling, rate.stated) if b is not None]
         top = min(bounds) if bounds else adaptive.UNLEARNED_RATE
         assert rate.limiter.rate <= top * (1 + 1e-9)
+        if rate.probing is not None:  # a slow start runs only while nothing is known
+            assert rate.aimd is None and rate.stated is None and ceiling is None
         assert rate.limiter.rate >= adaptive.FLOOR / (1 + adaptive.MAX_MARGIN) * (1 - 1e-9)
         if not on:  # only the margin moves a configured, non-adaptive rate
             assert rate.limiter.rate == pytest.approx(top / (1 + rate.margin))
@@ -283,7 +348,7 @@ NO_RETRY = RetryConfig(max_retries=0)
 
 
 async def test_an_adaptive_limiters_429s_teach_it_and_never_open_the_circuit() -> None:
-    """60 callers starting at once at an unlearned rate get a wave of 429s from a healthy provider: the pacer
+    """Callers at an unlearned rate get 429s from a healthy provider (a first wave, a probe too far): the pacer
     learns from them; counting them would open the circuit and reject every caller for the cooldown."""
     adaptive_on = RateLimiterConfig(adaptive=True)
     config = ResilientConfig(retry=NO_RETRY, circuit_breaker=BREAKER_AT_3, rate_limiter=adaptive_on)
