@@ -190,12 +190,36 @@ async def lag_of_calls(
     return lag
 
 
+class LatenessClock:
+    """The system clock, remembering how much later than asked each sleep ended: a waiter's wake-up lateness."""
+
+    def __init__(self) -> None:
+        from langchain_ailib_resilience import SystemClock
+
+        self._inner = SystemClock()
+        self.lateness: list[float] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def sleep(self, seconds: float) -> None:
+        started = time.perf_counter()
+        self._inner.sleep(seconds)
+        self.lateness.append(max(0.0, time.perf_counter() - started - seconds))
+
+    async def asleep(self, seconds: float) -> None:
+        started = time.perf_counter()
+        await self._inner.asleep(seconds)
+        self.lateness.append(max(0.0, time.perf_counter() - started - seconds))
+
+
 def _worker(url: str, key: str, rate: float, burst: int, seconds: float, tasks: int, barrier: Any, out: Any) -> None:
     """One process: ``tasks`` asyncio tasks acquiring from the shared limiter for ``seconds``."""
     from langchain_ailib_resilience.state import RedisStateStore, SharedRateLimiter
 
     store = RedisStateStore(url)
-    limiter = SharedRateLimiter(store, key, rate, burst, name="bench")
+    clock = LatenessClock()
+    limiter = SharedRateLimiter(store, key, rate, burst, name="bench", clock=clock)  # type: ignore[arg-type]
 
     async def run() -> tuple[list[float], int]:
         times: list[float] = []
@@ -216,7 +240,7 @@ def _worker(url: str, key: str, rate: float, burst: int, seconds: float, tasks: 
 
     times, fallbacks = asyncio.run(run())
     store.close()
-    out.put((os.getpid(), times, fallbacks))
+    out.put((os.getpid(), times, fallbacks, clock.lateness))
 
 
 @dataclass(frozen=True)
@@ -228,6 +252,19 @@ class SharedLimitResult:
     burst: int
     seconds: float
     fallbacks: int
+    lateness: list[float]  # how much later than asked every limiter sleep ended, all processes
+
+    def lateness_summary(self) -> str:
+        """Sleeps per grant and their wake-up lateness (mean, p50, p99, in ms)."""
+        late = sorted(self.lateness)
+        if not late:
+            return "sleeps per grant = 0.00"
+        mean = sum(late) / len(late) * 1000
+        p50, p99 = (late[min(len(late) - 1, int(q * len(late)))] * 1000 for q in (0.5, 0.99))
+        return (
+            f"sleeps per grant = {len(late) / len(self.times):.2f}; wake-up lateness mean {mean:.2f} ms, "
+            f"p50 {p50:.2f} ms, p99 {p99:.2f} ms"
+        )
 
     @property
     def steady_rate(self) -> float:
@@ -266,18 +303,20 @@ def run_shared_limit(
     times: list[float] = []
     per_process: list[int] = []
     fallbacks = 0
+    lateness: list[float] = []
     try:
         for _ in procs:
-            _, got, fell = out.get(timeout=seconds + 60)
+            _, got, fell, late = out.get(timeout=seconds + 60)
             times.extend(got)
             per_process.append(len(got))
             fallbacks += fell
+            lateness.extend(late)
     finally:
         for proc in procs:
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
-    return SharedLimitResult(sorted(times), per_process, processes, rate, burst, seconds, fallbacks)
+    return SharedLimitResult(sorted(times), per_process, processes, rate, burst, seconds, fallbacks, lateness)
 
 
 def script_calls(url: str) -> int:
@@ -347,6 +386,7 @@ def main() -> None:
         print(f"fallbacks to local limits={result.fallbacks}")
         print(f"steady aggregate rate = {result.steady_rate:.3f}/s (target {ns.rate:g}/s)")
         print(f"script calls per grant = {calls / len(result.times):.2f} (1.0 would be no failed takes at all)")
+        print(result.lateness_summary())
         print(f"worst window excess over rate*W+burst = {result.worst_excess():+.6f} (<= 0: bound held)")
         print()
     print("Event-loop lag: a ticker asks to wake every 2 ms while async calls (rate limit + shared breaker on")
