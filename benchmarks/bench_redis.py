@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 REDIS_SERVER = shutil.which("redis-server")
+RESOLUTION = 2e-6  # seconds: grant times are the script's whole microseconds, as epoch-second floats (~0.24 us)
 
 
 def free_port() -> int:
@@ -387,7 +388,10 @@ def main() -> None:
         print(f"steady aggregate rate = {result.steady_rate:.3f}/s (target {ns.rate:g}/s)")
         print(f"script calls per grant = {calls / len(result.times):.2f} (1.0 would be no failed takes at all)")
         print(result.lateness_summary())
-        print(f"worst window excess over rate*W+burst = {result.worst_excess():+.6f} (<= 0: bound held)")
+        excess = result.worst_excess()
+        verdict = "bound held" if excess <= RESOLUTION * result.rate else "BOUND BROKEN"
+        print(f"worst window excess over rate*W+burst = {excess:+.6f} ({verdict}: <= 2 us of refill, the script's")
+        print("  resolution: due times are whole microseconds, carried as epoch-second floats)")
         print()
     print("Event-loop lag: a ticker asks to wake every 2 ms while async calls (rate limit + shared breaker on")
     print("state_url) run, 4 at a time; lag = how late it woke. Silent = a TCP port that accepts and never answers.")

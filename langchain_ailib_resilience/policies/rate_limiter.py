@@ -85,16 +85,16 @@ class RateLimiter:
     def _refill(self, now: float) -> None:
         _, self._tokens, self._stamp = apply_bucket(self._tokens, self._stamp, now, 0.0, self.rate, self.burst)
 
-    def _take(self, tokens: float, now: float, pause: float = 0.0) -> float:
+    def _take(self, tokens: float, now: float, pause: float = 0.0, reserve: float = 0.0, due: float = 0.0) -> float:
         """Take ``tokens`` (< 0: give back) and return 0.0, or take nothing and return the seconds they need
-        (lock held). ``pause``: grant nothing for that long first.
+        (lock held). ``pause``: grant nothing for that long first; ``reserve``/``due``: see ``apply_bucket``.
 
         The bucket changes only through ``_bucket.apply_bucket`` (the arithmetic every bucket shares; here and,
         inlined, in ``try_acquire``);
         ``state.SharedRateLimiter`` reuses it as its local fallback bucket.
         """
         wait, self._tokens, self._stamp = apply_bucket(
-            self._tokens, self._stamp, now, tokens, self.rate, self.burst, pause
+            self._tokens, self._stamp, now, tokens, self.rate, self.burst, pause, reserve, due
         )
         return wait
 

@@ -1,10 +1,14 @@
 """A ``RateLimiter`` whose bucket lives in a shared store (Redis), falling back to its own bucket when it can't.
 
 The FIFO queue of waiters stays in the process; only the head of the queue talks to the store, outside the
-lock: it takes its tokens, or learns how long they need and sleeps exactly that (then asks again, since other
-processes draw on the same bucket). The inherited local bucket mirrors the store's last reported level; it
-gives the up-front wait estimates and, while the store is unreachable, becomes the limit itself (same rate
-and burst), so no request is ever dropped or failed because of the store. The store is tried again after a
+lock. It asks once, with the wait it accepts: the store takes its tokens now (free, or as a *reservation*, debt
+due at an exact time) or, when even that would overrun the caller's timeout, takes nothing. A reserved head
+sleeps until its time and goes without asking again, so waiters of several processes never race for the same
+refill, and one that wakes late costs the others nothing (at burst 1, four processes racing lost 5-7 % of the
+rate to wake-up lateness and failed takes). A head that leaves before its time hands its reservation to the
+next waiter here, or gives it back. The inherited local bucket mirrors the store's last reported level; it
+gives the up-front wait estimates and, while the store is unreachable, becomes the limit itself (same rate and
+burst), so no request is ever dropped or failed because of the store. The store is tried again after a
 back-off that doubles up to ``max_retry_backoff``.
 """
 
@@ -13,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..clock import Clock
 from ..errors.exceptions import RateLimitExceededError
@@ -29,6 +33,27 @@ LOCAL_FALLBACK = "local-fallback"
 def _paused(pause: float) -> tuple[float, ...]:
     """The optional ``pause`` argument, passed only when set: stores written before it keep working."""
     return (pause,) if pause > 0 else ()
+
+
+class _Held(NamedTuple):
+    """A reservation the head holds: ``amount`` tokens, due at ``due`` (this process's clock) and ``bucket_due``
+    (the clock of the bucket it came from: the store's, or ours for the local bucket)."""
+
+    amount: float
+    due: float
+    bucket_due: float
+    from_store: bool
+
+
+class _SharedWaiter(Waiter):
+    """A queued caller with its deadline (decided on entry) and, once head, the reservation it holds."""
+
+    __slots__ = ("deadline", "held")
+
+    def __init__(self, amount: float, deadline: float | None, *, is_async: bool) -> None:
+        super().__init__(amount, is_async=is_async)
+        self.deadline = deadline
+        self.held: _Held | None = None
 
 
 class SharedRateLimiter(RateLimiter):
@@ -151,43 +176,167 @@ class SharedRateLimiter(RateLimiter):
         return self._local(tokens, pause)
 
     def _return_late_grant(self, call: asyncio.Future[BucketReply], tokens: float) -> None:
-        if call.cancelled() or call.exception() is not None or tokens <= 0 or call.result().wait != 0.0:
+        if call.cancelled() or call.exception() is not None or tokens <= 0 or call.result().wait > 0.0:
             return  # (reading the exception also keeps asyncio from logging it as never retrieved)
+        reply = call.result()
+        if reply.wait < 0:  # a reservation nobody will wait for
+            self._background(self._areturn_to_store(_Held(tokens, 0.0, reply.time - reply.wait, True)))
+            return
         self._in_background(-tokens)
 
     def _in_background(self, tokens: float) -> None:
         """Give back (or peek) through the async client, as a task of the running loop: nothing waits on it."""
-        task = asyncio.ensure_future(self._ashared_take(tokens))
+        self._background(self._ashared_take(tokens))
+
+    def _background(self, work: Any) -> None:
+        task = asyncio.ensure_future(work)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    # --- reservations -------------------------------------------------------------------------------------
+
+    def _reserve(self, waiter: _SharedWaiter) -> float:
+        """The longest wait the head accepts for a reservation: what is left before its deadline."""
+        return math.inf if waiter.deadline is None else max(0.0, waiter.deadline - self._clock.now())
+
+    def _hold(self, waiter: _SharedWaiter, wait: float, bucket_now: float, from_store: bool) -> float:
+        if wait < 0:  # reserved: taken now, due in -wait
+            held = _Held(waiter.amount, self._clock.now() - wait, bucket_now - wait, from_store)
+            with self._lock:
+                waiter.held = held
+        return wait
+
+    def _head_take(self, waiter: _SharedWaiter) -> float:
+        """The head asks for its tokens, once: 0.0 granted, < 0 reserved (``waiter.held``), > 0 not taken."""
+        reserve = self._reserve(waiter)
+        if self._store_due():
+            try:
+                reply = self.store.take(self.key, waiter.amount, self.rate, self.burst, reserve=reserve)
+            except StateStoreUnavailableError as exc:
+                self._store_failed(exc)
+            else:
+                return self._hold(waiter, self._store_answered(reply, waiter.amount), reply.time, True)
+        with self._lock:
+            now = self._clock.now()
+            wait = self._take(waiter.amount, now, reserve=reserve)
+        return self._hold(waiter, wait, now, False)
+
+    async def _ahead_take(self, waiter: _SharedWaiter) -> float:
+        reserve = self._reserve(waiter)
+        if self._store_due():
+            call = asyncio.ensure_future(
+                self.store.atake(self.key, waiter.amount, self.rate, self.burst, reserve=reserve)
+            )
+            try:
+                reply = await asyncio.shield(call)  # as in ``_ashared_take``: a late grant or reservation goes back
+            except StateStoreUnavailableError as exc:
+                self._store_failed(exc)
+            except asyncio.CancelledError:
+                call.add_done_callback(lambda done: self._return_late_grant(done, waiter.amount))
+                raise
+            else:
+                return self._hold(waiter, self._store_answered(reply, waiter.amount), reply.time, True)
+        with self._lock:
+            now = self._clock.now()
+            wait = self._take(waiter.amount, now, reserve=reserve)
+        return self._hold(waiter, wait, now, False)
+
+    def _give_back_held(self, held: _Held) -> None:
+        """Return a reservation nobody will use to the bucket it came from (kept spent there if a later
+        reservation was made after it: ``apply_bucket``). From the store, only while the store is up."""
+        if not held.from_store:
+            with self._lock:
+                self._take(-held.amount, self._clock.now(), due=held.bucket_due)
+            return
+        if not self._store_due():
+            return
+        if loop_running():
+            self._background(self._areturn_to_store(held))
+            return
+        try:
+            reply = self.store.take(self.key, -held.amount, self.rate, self.burst, due=held.bucket_due)
+        except StateStoreUnavailableError as exc:
+            self._store_failed(exc)
+        else:
+            self._store_answered(reply, -held.amount)
+
+    async def _areturn_to_store(self, held: _Held) -> None:
+        try:
+            reply = await self.store.atake(self.key, -held.amount, self.rate, self.burst, due=held.bucket_due)
+        except StateStoreUnavailableError as exc:
+            self._store_failed(exc)
+        else:
+            self._store_answered(reply, -held.amount)
+
+    def _grant_held(self, waiter: _SharedWaiter) -> None:
+        """The head's reservation is due: it goes, and the next waiter becomes head."""
+        with self._lock:
+            held = waiter.held
+            if held is not None and held.from_store:
+                self.last_grant_time = held.bucket_due
+            waiter.held = None
+            self._grant_head()
+
+    def _abandon(self, waiter: Waiter) -> None:
+        """A waiter leaves without its tokens. A reservation it held goes to the next waiter here when that one
+        asks no more and can wait until it is due (FIFO order kept, nothing to give back); else back to the
+        bucket (the part the next waiter does not need, too)."""
+        assert isinstance(waiter, _SharedWaiter)
+        with self._lock:
+            held, waiter.held = waiter.held, None
+            if held is not None and not waiter.granted:
+                heir = self._waiters[1] if len(self._waiters) > 1 and self._waiters[0] is waiter else None
+                if (
+                    isinstance(heir, _SharedWaiter)
+                    and heir.held is None
+                    and heir.amount <= held.amount
+                    and (heir.deadline is None or held.due <= heir.deadline)
+                ):
+                    heir.held = held._replace(amount=heir.amount)
+                    excess = held.amount - heir.amount
+                    held = held._replace(amount=excess) if excess > 0 else None
+        super()._abandon(waiter)  # leaves the queue, wakes the new head
+        if held is not None:
+            self._give_back_held(held)
+
     # --- the local queue ----------------------------------------------------------------------------------
 
-    def _enqueue(self, tokens: float, timeout: float | None, is_async: bool) -> Waiter:
+    def _enqueue(self, tokens: float, timeout: float | None, is_async: bool) -> _SharedWaiter:
         """Join the FIFO queue, or be rejected at once when even the local estimate exceeds ``timeout``."""
         self._check_amount(tokens)
         with self._lock:
+            now = self._clock.now()
             if self._waiters and timeout is not None:
-                self._refill(self._clock.now())
+                self._refill(now)
                 estimate = self._wait_estimate(tokens)
                 if estimate > timeout:
                     self.rejected_total += 1
                     raise self._rejection(max(estimate, 1e-9), tokens)
-            waiter = Waiter(tokens, is_async=is_async)
+            waiter = _SharedWaiter(tokens, None if timeout is None else now + timeout, is_async=is_async)
             self._waiters.append(waiter)
             self._queued_tokens += tokens
             return waiter
+
+    def _wait_estimate(self, tokens: float) -> float:
+        """As ``RateLimiter``'s, but a head's reservation is already out of the level: not counted twice."""
+        head = self._waiters[0] if self._waiters else None
+        held = head.held.amount if isinstance(head, _SharedWaiter) and head.held is not None else 0.0
+        return super()._wait_estimate(tokens - held)
 
     def _is_head(self, waiter: Waiter) -> bool:
         with self._lock:
             return bool(self._waiters) and self._waiters[0] is waiter
 
-    def _settle(self, waiter: Waiter, wait: float, deadline: float | None) -> float:
-        """After the head's take: grant (0.0), the time to sleep, or reject if that would overrun ``deadline``."""
+    def _settle(self, waiter: _SharedWaiter, wait: float) -> float:
+        """After the head's take: grant (0.0), the time to sleep, or reject if that would overrun its deadline
+        (a reservation, ``wait < 0``, is within it by construction: sleep ``-wait``)."""
         if wait == 0.0:
             with self._lock:
                 self._grant_head()
             return 0.0
+        if wait < 0:
+            return -wait
+        deadline = waiter.deadline
         if deadline is not None and self._clock.now() + wait > deadline + 1e-9:
             with self._lock:
                 self.rejected_total += 1
@@ -197,8 +346,9 @@ class SharedRateLimiter(RateLimiter):
     def _left(self, deadline: float | None) -> float | None:
         return None if deadline is None else max(0.0, deadline - self._clock.now())
 
-    def _timed_out(self, waiter: Waiter, deadline: float | None) -> None:
+    def _timed_out(self, waiter: _SharedWaiter) -> None:
         """A queued (not head) waiter whose deadline passed: it leaves, rejected, with nothing consumed."""
+        deadline = waiter.deadline
         if deadline is not None and self._clock.now() >= deadline and not self._is_head(waiter):
             with self._lock:
                 self.rejected_total += 1
@@ -217,38 +367,50 @@ class SharedRateLimiter(RateLimiter):
     def acquire_or_raise(self, *, tokens: float = 1, timeout: float | None = None) -> None:
         """Block until granted, or raise ``RateLimitExceededError`` once the wait would exceed ``timeout``."""
         waiter = self._enqueue(tokens, timeout, is_async=False)
-        deadline = None if timeout is None else self._clock.now() + timeout
         try:
             while True:
                 if not self._is_head(waiter):
                     assert waiter.event is not None
-                    self._clock.wait(waiter.event, self._left(deadline))
+                    self._clock.wait(waiter.event, self._left(waiter.deadline))
                     waiter.event.clear()
-                    self._timed_out(waiter, deadline)
+                    self._timed_out(waiter)
                     continue
-                delay = self._settle(waiter, self._shared_take(waiter.amount), deadline)
+                held = waiter.held
+                if held is not None:  # reserved (or handed on by a head that left): go when due
+                    if (delay := held.due - self._clock.now()) > 0:
+                        self._clock.sleep(delay)
+                    self._grant_held(waiter)
+                    return
+                delay = self._settle(waiter, self._head_take(waiter))
                 if delay == 0.0:
                     return
-                self._clock.sleep(delay)
+                if waiter.held is None:
+                    self._clock.sleep(delay)  # a store that does not reserve: ask again after
         finally:
             if not waiter.granted:
                 self._abandon(waiter)
 
     async def aacquire_or_raise(self, *, tokens: float = 1, timeout: float | None = None) -> None:
-        """Async twin of ``acquire_or_raise``; a cancelled waiter gives its place up and consumes nothing."""
+        """Async twin of ``acquire_or_raise``; a cancelled waiter gives its place (and any reservation) up."""
         waiter = self._enqueue(tokens, timeout, is_async=True)
-        deadline = None if timeout is None else self._clock.now() + timeout
         try:
             while True:
                 if not self._is_head(waiter):
                     assert waiter.future is not None
-                    await self._clock.await_future(waiter.future, self._left(deadline))
-                    self._timed_out(waiter, deadline)
+                    await self._clock.await_future(waiter.future, self._left(waiter.deadline))
+                    self._timed_out(waiter)
                     continue
-                delay = self._settle(waiter, await self._ashared_take(waiter.amount), deadline)
+                held = waiter.held
+                if held is not None:
+                    if (delay := held.due - self._clock.now()) > 0:
+                        await self._clock.asleep(delay)
+                    self._grant_held(waiter)
+                    return
+                delay = self._settle(waiter, await self._ahead_take(waiter))
                 if delay == 0.0:
                     return
-                await self._clock.asleep(delay)
+                if waiter.held is None:
+                    await self._clock.asleep(delay)
         finally:
             if not waiter.granted:
                 self._abandon(waiter)
@@ -325,7 +487,8 @@ class SharedRateLimiter(RateLimiter):
 
     def pause(self, seconds: float) -> None:
         """Grant nothing for ``seconds``, in every process sharing the bucket. On an event loop the store is told
-        by a background task (never a blocking call on the loop); the local mirror pauses at once either way."""
+        by a background task (never a blocking call on the loop); the local mirror pauses at once either way.
+        Reservations made before it (one head per process at most) still go when due: their tokens were taken."""
         if not (seconds > 0 and math.isfinite(seconds)):
             return
         super().pause(seconds)

@@ -24,8 +24,10 @@ if TYPE_CHECKING:
     import redis.asyncio
 
 # KEYS[1]: the bucket (hash: level, stamp in µs). ARGV: rate (tokens/s), burst, tokens (>0 take, <0 give back,
-# 0 peek), pause (seconds; > 0: nothing granted before then, kept as debt). Returns {wait_µs (0: done),
-# server_time_µs, level}. Line for line ``policies._bucket.apply_bucket``, the one bucket arithmetic.
+# 0 peek), pause (seconds; > 0: nothing granted before then, kept as debt), reserve (seconds: a take needing at
+# most this long is made now as debt, due after -wait), due (µs: the give-back is of a reservation due then).
+# Returns {wait_µs (0: done; < 0: reserved, due in -wait), server_time_µs, level}. Line for line
+# ``policies._bucket.apply_bucket``, the one bucket arithmetic.
 # Time comes from the server (TIME), so processes with skewed clocks agree. Lua numbers become Redis integers by
 # truncation, hence whole microseconds and the level as a string. Only a change is written; an idle bucket
 # expires once it would have refilled anyway.
@@ -37,6 +39,8 @@ local rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local want = tonumber(ARGV[3])
 local pause = tonumber(ARGV[4] or '0')
+local reserve = tonumber(ARGV[5] or '0')
+local due = tonumber(ARGV[6] or '0')
 local b = redis.call('HMGET', KEYS[1], 'level', 'stamp')
 local level = tonumber(b[1])
 local stamp = tonumber(b[2])
@@ -52,16 +56,26 @@ if pause > 0 then
   level = math.min(level, 1 - pause * rate)
 end
 local wait = 0
+local changed = pause > 0
 if want > 0 then
   if level + 1e-9 >= want then
     level = level - want
+    changed = true
   else
     wait = math.max(1, math.ceil((want - level) * 1000000 / rate))
+    if wait <= reserve * 1000000 then
+      wait = -wait
+      level = level - want
+      changed = true
+    end
   end
 elseif want < 0 then
-  level = math.min(burst, level - want)
+  if not (due > 0 and level < 0 and stamp - level * 1000000 / rate > due + 2) then
+    level = math.min(burst, level - want)
+    changed = true
+  end
 end
-if (want ~= 0 and wait == 0) or pause > 0 then
+if changed then
   redis.call('HSET', KEYS[1], 'level', string.format('%.17g', level), 'stamp', string.format('%d', stamp))
   redis.call('PEXPIRE', KEYS[1], math.ceil((burst - level) * 1000 / rate) + 1000)
 end
@@ -78,6 +92,7 @@ return 1
 """
 
 DEFAULT_SOCKET_TIMEOUT = 0.25
+MAX_RESERVE = 1e9  # seconds; the script gets a finite number for "any wait" (Lua's tonumber reads no 'inf')
 
 
 def _redis_modules() -> tuple[Any, Any]:
@@ -91,8 +106,11 @@ def _redis_modules() -> tuple[Any, Any]:
     return redis, redis.asyncio
 
 
-def _args(tokens: float, rate: float, burst: float, pause: float) -> list[str]:
-    return [repr(float(rate)), repr(float(burst)), repr(float(tokens)), repr(float(pause))]
+def _args(tokens: float, rate: float, burst: float, pause: float, reserve: float, due: float) -> list[str]:
+    args = [repr(float(rate)), repr(float(burst)), repr(float(tokens)), repr(float(pause))]
+    if reserve > 0 or due > 0:
+        args += [repr(min(float(reserve), MAX_RESERVE)), str(round(due * 1e6))]
+    return args
 
 
 def _parse(raw: Any) -> BucketReply:
@@ -151,16 +169,34 @@ class RedisStateStore:
     def _unavailable(self, exc: BaseException) -> StateStoreUnavailableError:
         return StateStoreUnavailableError(f"{type(exc).__name__}: {exc}")
 
-    def take(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply:
+    def take(
+        self,
+        key: str,
+        tokens: float,
+        rate: float,
+        burst: float,
+        pause: float = 0.0,
+        reserve: float = 0.0,
+        due: float = 0.0,
+    ) -> BucketReply:
         try:
-            return _parse(self._script(keys=[key], args=_args(tokens, rate, burst, pause)))
+            return _parse(self._script(keys=[key], args=_args(tokens, rate, burst, pause, reserve, due)))
         except self._errors as exc:
             raise self._unavailable(exc) from exc
 
-    async def atake(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply:
+    async def atake(
+        self,
+        key: str,
+        tokens: float,
+        rate: float,
+        burst: float,
+        pause: float = 0.0,
+        reserve: float = 0.0,
+        due: float = 0.0,
+    ) -> BucketReply:
         try:
             script = self._async_client()[1]
-            raw = await script(keys=[key], args=_args(tokens, rate, burst, pause))
+            raw = await script(keys=[key], args=_args(tokens, rate, burst, pause, reserve, due))
         except self._errors as exc:
             raise self._unavailable(exc) from exc
         return _parse(raw)

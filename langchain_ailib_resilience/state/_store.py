@@ -1,8 +1,9 @@
 """The bucket store seam: where a shared token bucket lives, behind one atomic take-or-tell-the-wait call.
 
 A store keeps, per key, a token bucket (level, timestamp) and answers ``take`` atomically: either the tokens
-are taken (``wait == 0``) or nothing is taken and the reply says how many seconds they need, so a waiter can
-sleep exactly that long instead of polling. Stores also keep expiring flags (a circuit breaker's "open for N
+are taken (``wait == 0``), or, for a caller willing to wait (``reserve``), taken ahead as debt and due after
+``-wait``, or nothing is taken and the reply says how many seconds they need, so a waiter sleeps exactly that
+long instead of polling. Stores also keep expiring flags (a circuit breaker's "open for N
 more seconds"). ``MemoryStateStore`` keeps both in this process (``memory://`` and the unit-test double);
 ``RedisStateStore`` keeps them in Redis, shared by every process.
 """
@@ -43,9 +44,10 @@ class StateStoreUnavailableError(Exception):
 class BucketReply(NamedTuple):
     """A store's answer to ``take``.
 
-    ``wait``: 0.0 when the tokens were taken (or given back, or only peeked at); otherwise seconds until the
-    bucket would hold them, nothing taken. ``level``: tokens left after the call. ``time``: the store's own clock
-    in seconds (Redis: server ``TIME`` since the epoch), the same scale for every process.
+    ``wait``: 0.0 when the tokens were taken (or given back, or only peeked at); < 0 when they were reserved:
+    taken now, due in ``-wait`` seconds; > 0: seconds until the bucket would hold them, nothing taken.
+    ``level``: tokens left after the call (below zero while reservations are outstanding). ``time``: the
+    store's own clock in seconds (Redis: server ``TIME`` since the epoch), the same scale for every process.
     """
 
     wait: float
@@ -57,15 +59,34 @@ class BucketReply(NamedTuple):
 class BucketStore(Protocol):
     """Atomic token buckets keyed by name; ``take`` with ``tokens > 0`` takes, ``< 0`` gives back, ``0`` peeks.
 
-    Raises ``StateStoreUnavailableError`` when the store cannot answer; it must never block much longer than
-    its own short timeout.
+    ``reserve`` (seconds a waiter accepts) and ``due`` (the store time a returned reservation was due) follow
+    ``policies._bucket.apply_bucket``. Raises ``StateStoreUnavailableError`` when the store cannot answer; it
+    must never block much longer than its own short timeout.
     """
 
     name: str
 
-    def take(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply: ...
+    def take(
+        self,
+        key: str,
+        tokens: float,
+        rate: float,
+        burst: float,
+        pause: float = 0.0,
+        reserve: float = 0.0,
+        due: float = 0.0,
+    ) -> BucketReply: ...
 
-    async def atake(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply: ...
+    async def atake(
+        self,
+        key: str,
+        tokens: float,
+        rate: float,
+        burst: float,
+        pause: float = 0.0,
+        reserve: float = 0.0,
+        due: float = 0.0,
+    ) -> BucketReply: ...
 
 
 @runtime_checkable
@@ -102,16 +123,34 @@ class MemoryStateStore:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._flags: dict[str, float] = {}
 
-    def take(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply:
+    def take(
+        self,
+        key: str,
+        tokens: float,
+        rate: float,
+        burst: float,
+        pause: float = 0.0,
+        reserve: float = 0.0,
+        due: float = 0.0,
+    ) -> BucketReply:
         with self._lock:
             now = self._clock.now()
             level, stamp = self._buckets.get(key, (None, now))
-            wait, new_level, new_stamp = apply_bucket(level, stamp, now, tokens, rate, burst, pause)
+            wait, new_level, new_stamp = apply_bucket(level, stamp, now, tokens, rate, burst, pause, reserve, due)
             self._buckets[key] = (new_level, new_stamp)
             return BucketReply(wait, new_level, now)
 
-    async def atake(self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0) -> BucketReply:
-        return self.take(key, tokens, rate, burst, pause)
+    async def atake(
+        self,
+        key: str,
+        tokens: float,
+        rate: float,
+        burst: float,
+        pause: float = 0.0,
+        reserve: float = 0.0,
+        due: float = 0.0,
+    ) -> BucketReply:
+        return self.take(key, tokens, rate, burst, pause, reserve, due)
 
     def raise_flag(self, key: str, seconds: float) -> None:
         with self._lock:

@@ -31,14 +31,16 @@ class FlakyStore:
         self.up = True
         self.calls = 0
 
-    def take(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
+    def take(self, key: str, tokens: float, rate: float, burst: float, *rest: float, **more: float) -> BucketReply:
         self.calls += 1
         if not self.up:
             raise StateStoreUnavailableError("connection refused")
-        return self.inner.take(key, tokens, rate, burst)
+        return self.inner.take(key, tokens, rate, burst, *rest, **more)
 
-    async def atake(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
-        return self.take(key, tokens, rate, burst)
+    async def atake(
+        self, key: str, tokens: float, rate: float, burst: float, *rest: float, **more: float
+    ) -> BucketReply:
+        return self.take(key, tokens, rate, burst, *rest, **more)
 
 
 class GatedStore:
@@ -51,12 +53,14 @@ class GatedStore:
         self.gate = asyncio.Event()
         self.seen: list[tuple[float, float]] = []  # (tokens asked, wait answered)
 
-    def take(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
-        return self.inner.take(key, tokens, rate, burst)
+    def take(self, key: str, tokens: float, rate: float, burst: float, *rest: float, **more: float) -> BucketReply:
+        return self.inner.take(key, tokens, rate, burst, *rest, **more)
 
-    async def atake(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
+    async def atake(
+        self, key: str, tokens: float, rate: float, burst: float, *rest: float, **more: float
+    ) -> BucketReply:
         await self.gate.wait()
-        reply = self.inner.take(key, tokens, rate, burst)
+        reply = self.inner.take(key, tokens, rate, burst, *rest, **more)
         self.seen.append((tokens, reply.wait))
         return reply
 
@@ -232,9 +236,19 @@ def test_head_rejected_when_the_store_wait_exceeds_the_timeout(clock: FakeClock)
     assert not limiter.try_acquire()  # nothing was taken, nothing is free yet
 
 
+class NonReservingStore(MemoryStateStore):
+    """A store written before reservations: it takes or tells the wait, never reserves."""
+
+    def take(
+        self, key: str, tokens: float, rate: float, burst: float, pause: float = 0.0, *_: float, **__: float
+    ) -> BucketReply:
+        return super().take(key, tokens, rate, burst, pause)
+
+
 async def test_queued_waiter_leaves_at_its_deadline_when_other_processes_take_the_tokens() -> None:
+    # (With a store that reserves, the head holds its token and a newcomer is told at once: test_shared_reservations.)
     clock = FakeClock(auto_advance=False)
-    store = MemoryStateStore(clock)
+    store = NonReservingStore(clock)
     here = SharedRateLimiter(store, "k", 1, 1, clock=clock)
     elsewhere = SharedRateLimiter(store, "k", 1, 1, clock=clock)
     await here.aacquire_or_raise()

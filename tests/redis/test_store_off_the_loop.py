@@ -44,9 +44,9 @@ class LoopGuardStore(MemoryStateStore):
         if loop_running():
             self.blocking_on_loop.append(what)
 
-    def take(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
+    def take(self, key: str, tokens: float, rate: float, burst: float, *rest: float, **more: float) -> BucketReply:
         self._guard("take")
-        return super().take(key, tokens, rate, burst)
+        return super().take(key, tokens, rate, burst, *rest, **more)
 
     def raise_flag(self, key: str, seconds: float) -> None:
         self._guard("raise_flag")
@@ -56,9 +56,11 @@ class LoopGuardStore(MemoryStateStore):
         self._guard("flag_remaining")
         return super().flag_remaining(key)
 
-    async def atake(self, key: str, tokens: float, rate: float, burst: float) -> BucketReply:
+    async def atake(
+        self, key: str, tokens: float, rate: float, burst: float, *rest: float, **more: float
+    ) -> BucketReply:
         self.async_calls += 1
-        return MemoryStateStore.take(self, key, tokens, rate, burst)
+        return MemoryStateStore.take(self, key, tokens, rate, burst, *rest, **more)
 
     async def araise_flag(self, key: str, seconds: float) -> None:
         self.async_calls += 1
