@@ -147,10 +147,20 @@ def test_aimd_cuts_once_per_wave_then_probes_back_up() -> None:
     assert rate.source == "configured"
 
 
+def test_an_early_429_widens_the_spacing_by_how_early_it_was_within_a_cap() -> None:
+    # 3 ms early at 20/s (50 ms apart) is 6 % of the spacing: it widened by 1 %, and 4-5 more early answers
+    # came before the margin covered the jitter. Widened by the earliness now, at most MAX_MARGIN_STEP a 429.
+    rate = pacer(FakeClock(), ceiling=20.0, adaptive_on=False)
+    rate.rate_limited(0.002)
+    assert rate.margin == pytest.approx(0.002 * 20.0)
+    rate.rate_limited(0.009)  # a stalled outlier
+    assert rate.margin == pytest.approx(0.04 + adaptive.MAX_MARGIN_STEP)
+
+
 def test_a_few_ms_early_widens_the_spacing_and_successes_narrow_it() -> None:
     clock = FakeClock()
     rate = pacer(clock, ceiling=20.0, adaptive_on=False)  # a configured limiter, not adaptive
-    rate.rate_limited(0.004)
+    rate.rate_limited(0.0004)  # 0.4 ms early: the least step
     assert rate.margin == pytest.approx(adaptive.MARGIN_STEP)
     assert rate.limiter.rate == pytest.approx(20.0 / (1 + adaptive.MARGIN_STEP))
     for _ in range(int(adaptive.MARGIN_DECAY)):
