@@ -2,11 +2,14 @@
 
 Run: ``.venv/bin/python -m benchmarks.bench_redis [--processes 4 --rate 30 --burst 5 1 --seconds 5]`` (needs a
 ``redis-server`` binary; it starts its own on a free port in a temporary directory). One run per burst: burst 1 is
-issue 14's "four processes sharing 30 req/s at burst 1" (bar 28.5-31.5 req/s). The test suite (``tests/redis``)
-reuses ``RedisServer`` and ``run_shared_limit``.
+issue 14's "four processes sharing 30 req/s at burst 1" (bar 28.5-31.5 req/s). Then one TPM run per
+``--token-burst``: the same processes calling through the executor with ``tokens_per_minute=--tpm`` on the store
+(one target, one shared token bucket), 100 tokens a call; bar: the aggregate within +-5 % of the limit. The test
+suite (``tests/redis``) reuses ``RedisServer`` and ``run_shared_limit``.
 
-Grant times are the Redis server's clock at the moment each grant was made (``last_grant_time``), so the
-check "grants in any window W <= rate * W + burst" holds across processes regardless of their own clocks.
+Grant times are the Redis server's clock at the moment each grant was made (``last_grant_time``; for a
+reservation, the time it was due), so the check "grants in any window W <= rate * W + burst" holds across
+processes regardless of their own clocks. TPM calls are timed by the wall clock as each call starts (one machine).
 """
 
 from __future__ import annotations
@@ -320,6 +323,101 @@ def run_shared_limit(
     return SharedLimitResult(sorted(times), per_process, processes, rate, burst, seconds, fallbacks, lateness)
 
 
+class _Usage:
+    """A LiteLLM-shaped answer reporting the tokens it used."""
+
+    def __init__(self, prompt: int, completion: int) -> None:
+        self.usage = {"prompt_tokens": prompt, "completion_tokens": completion}
+
+
+def _tpm_worker(
+    url: str, target: str, tpm: float, token_burst: int, cost: tuple[int, int], seconds: float, tasks: int,
+    barrier: Any, out: Any,
+) -> None:  # fmt: skip
+    """One process: ``tasks`` asyncio tasks calling through the executor, a token limit shared on ``url``."""
+    from langchain_ailib_resilience import Candidate, RateLimiterConfig, ResilientConfig, RetryConfig
+    from langchain_ailib_resilience.executor import ResilientExecutor
+    from langchain_ailib_resilience.policies.tokens import TokenCost
+    from langchain_ailib_resilience.registry import Registry
+
+    limits = RateLimiterConfig(tokens_per_minute=tpm, token_burst=token_burst, max_wait=None)
+    config = ResilientConfig(retry=RetryConfig(max_retries=0), state_url=url, rate_limiter=limits)
+    executor = ResilientExecutor(config, registry=Registry())
+    estimate = TokenCost(*cost)
+
+    async def run() -> list[tuple[float, float]]:
+        sent: list[tuple[float, float]] = []  # (wall time the call started, its tokens)
+        token_limits = executor.state(target).token_limits
+        assert token_limits is not None
+        await token_limits.buckets["tokens"].store.atake("warm-up", 0, 1, 1)  # type: ignore[attr-defined]
+        barrier.wait()
+        end = time.monotonic() + seconds
+
+        async def call(_ctx: Any) -> _Usage:
+            sent.append((time.time(), float(sum(cost))))
+            return _Usage(*cost)
+
+        async def client() -> None:
+            while time.monotonic() < end:
+                await executor.run([Candidate(target, call, cost=lambda: estimate)])
+
+        await asyncio.gather(*(client() for _ in range(tasks)))
+        return sent
+
+    sent = asyncio.run(run())
+    out.put((os.getpid(), sent))
+
+
+@dataclass(frozen=True)
+class SharedTokenResult:
+    sent: list[tuple[float, float]]  # (wall time, tokens) of every call, all processes, sorted
+    per_process: list[int]
+    tpm: float
+    token_burst: int
+
+    @property
+    def steady_tpm(self) -> float:
+        """Tokens per minute once the bucket's first fill is spent: (sent - burst) / (last - first) * 60."""
+        span = self.sent[-1][0] - self.sent[0][0]
+        total = sum(tokens for _, tokens in self.sent)
+        return (total - self.token_burst) / span * 60 if span > 0 else float("inf")
+
+
+def run_shared_tokens(
+    url: str,
+    *,
+    processes: int = 4,
+    tpm: float = 180_000.0,
+    token_burst: int = 100,
+    cost: tuple[int, int] = (60, 40),
+    seconds: float = 5.0,
+    tasks: int = 2,
+) -> SharedTokenResult:
+    """``processes`` spawned workers, each an executor with ``tokens_per_minute=tpm`` on ``url`` (one target, so
+    one shared token bucket), calling with ``cost`` tokens (the usage matches the estimate) for ``seconds``."""
+    ctx = mp.get_context("spawn")
+    target = f"bench-tpm-{os.getpid()}-{time.monotonic_ns()}"
+    barrier = ctx.Barrier(processes)
+    out = ctx.Queue()
+    args = (url, target, tpm, token_burst, cost, seconds, tasks, barrier, out)
+    procs = [ctx.Process(target=_tpm_worker, args=args, daemon=True) for _ in range(processes)]
+    for proc in procs:
+        proc.start()
+    sent: list[tuple[float, float]] = []
+    per_process: list[int] = []
+    try:
+        for _ in procs:
+            _, got = out.get(timeout=seconds + 60)
+            sent.extend(got)
+            per_process.append(len(got))
+    finally:
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+    return SharedTokenResult(sorted(sent), per_process, tpm, token_burst)
+
+
 def script_calls(url: str) -> int:
     """EVAL/EVALSHA calls the server has run: how many store round trips the limiter made."""
     import redis
@@ -358,6 +456,10 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=2, help="asyncio tasks per process")
     parser.add_argument("--url", help="use this Redis instead of starting one")
     parser.add_argument("--lag-calls", type=int, default=60, help="async calls per event-loop lag row")
+    parser.add_argument("--tpm", type=float, default=180_000.0, help="the shared token limit (tokens/min)")
+    parser.add_argument(
+        "--token-burst", type=int, nargs="*", default=[500, 100], help="one TPM run per token bucket size"
+    )
     ns = parser.parse_args()
     server = None
     url = ns.url
@@ -366,6 +468,7 @@ def main() -> None:
         server.start()
         url = server.url
     runs: list[tuple[SharedLimitResult, int]] = []
+    token_runs: list[tuple[SharedTokenResult, int]] = []
     try:
         for burst in ns.burst:
             before = script_calls(url)
@@ -373,6 +476,12 @@ def main() -> None:
                 url, processes=ns.processes, rate=ns.rate, burst=burst, seconds=ns.seconds, tasks=ns.tasks
             )
             runs.append((result, script_calls(url) - before))
+        for token_burst in ns.token_burst:
+            before = script_calls(url)
+            tokens = run_shared_tokens(
+                url, processes=ns.processes, tpm=ns.tpm, token_burst=token_burst, seconds=ns.seconds, tasks=ns.tasks
+            )
+            token_runs.append((tokens, script_calls(url) - before))
         lag_rows = loop_lag_table(url, ns.lag_calls)
     finally:
         if server is not None:
@@ -392,6 +501,22 @@ def main() -> None:
         verdict = "bound held" if excess <= RESOLUTION * result.rate else "BOUND BROKEN"
         print(f"worst window excess over rate*W+burst = {excess:+.6f} ({verdict}: <= 2 us of refill, the script's")
         print("  resolution: due times are whole microseconds, carried as epoch-second floats)")
+        print()
+    for tokens, calls in token_runs:
+        span = tokens.sent[-1][0] - tokens.sent[0][0]
+        steady = tokens.steady_tpm
+        verdict = "met" if abs(steady / tokens.tpm - 1) <= 0.05 else "MISSED"
+        print(
+            f"TPM: processes={ns.processes} tasks/process={ns.tasks} tokens_per_minute={tokens.tpm:,.0f} "
+            f"token_burst={tokens.token_burst} call=100 tokens (estimate = usage) run={ns.seconds:g}s"
+        )
+        print(f"calls={len(tokens.sent)} over {span:.3f}s (wall clock at each call's start)")
+        print(f"calls per process={tokens.per_process}")
+        print(
+            f"steady aggregate = {steady:,.0f} tokens/min = {steady / tokens.tpm:.4f} of the limit "
+            f"({verdict}: within +-5 %)"
+        )
+        print(f"script calls per call = {calls / len(tokens.sent):.2f}")
         print()
     print("Event-loop lag: a ticker asks to wake every 2 ms while async calls (rate limit + shared breaker on")
     print("state_url) run, 4 at a time; lag = how late it woke. Silent = a TCP port that accepts and never answers.")
