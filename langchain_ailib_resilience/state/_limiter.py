@@ -268,14 +268,17 @@ class SharedRateLimiter(RateLimiter):
         else:
             self._store_answered(reply, -held.amount)
 
-    def _grant_held(self, waiter: _SharedWaiter) -> None:
-        """The head's reservation is due: it goes, and the next waiter becomes head."""
+    def _grant_held(self, waiter: _SharedWaiter, held: _Held) -> bool:
+        """The head's reservation ``held`` is due: it goes (``True``), and the next waiter becomes head; unless a
+        pause voided it meanwhile (``False``: ask again)."""
         with self._lock:
-            held = waiter.held
-            if held is not None and held.from_store:
+            if waiter.held is not held:
+                return False
+            if held.from_store:
                 self.last_grant_time = held.bucket_due
             waiter.held = None
             self._grant_head()
+            return True
 
     def _abandon(self, waiter: Waiter) -> None:
         """A waiter leaves without its tokens. A reservation it held goes to the next waiter here when that one
@@ -379,8 +382,9 @@ class SharedRateLimiter(RateLimiter):
                 if held is not None:  # reserved (or handed on by a head that left): go when due
                     if (delay := held.due - self._clock.now()) > 0:
                         self._clock.sleep(delay)
-                    self._grant_held(waiter)
-                    return
+                    if self._grant_held(waiter, held):
+                        return
+                    continue  # voided by a pause while it slept: ask again
                 delay = self._settle(waiter, self._head_take(waiter))
                 if delay == 0.0:
                     return
@@ -404,8 +408,9 @@ class SharedRateLimiter(RateLimiter):
                 if held is not None:
                     if (delay := held.due - self._clock.now()) > 0:
                         await self._clock.asleep(delay)
-                    self._grant_held(waiter)
-                    return
+                    if self._grant_held(waiter, held):
+                        return
+                    continue  # voided by a pause while it slept: ask again
                 delay = self._settle(waiter, await self._ahead_take(waiter))
                 if delay == 0.0:
                     return
@@ -488,10 +493,20 @@ class SharedRateLimiter(RateLimiter):
     def pause(self, seconds: float) -> None:
         """Grant nothing for ``seconds``, in every process sharing the bucket. On an event loop the store is told
         by a background task (never a blocking call on the loop); the local mirror pauses at once either way.
-        Reservations made before it (one head per process at most) still go when due: their tokens were taken."""
+        A reservation this process holds that falls due inside the pause is voided (it stays spent in the bucket;
+        the head asks again, to be due after the pause); one held in another process still goes when due (at most
+        one per process: only its head holds one, and it is not asked again)."""
         if not (seconds > 0 and math.isfinite(seconds)):
             return
         super().pause(seconds)
+        with self._lock:
+            head = self._waiters[0] if self._waiters else None
+            if (
+                isinstance(head, _SharedWaiter)
+                and head.held is not None
+                and head.held.due < self._clock.now() + seconds
+            ):
+                head.held = None
         try:
             asyncio.get_running_loop()
         except RuntimeError:

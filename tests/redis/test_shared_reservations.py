@@ -346,3 +346,21 @@ async def test_the_local_fallback_bucket_reserves_and_gives_back_the_same_way() 
     assert limiter.try_acquire() is False
     clock.advance(1.0)
     assert limiter.try_acquire() is True
+
+
+async def test_a_pause_voids_the_reservation_this_process_holds_inside_it() -> None:
+    clock = FakeClock(auto_advance=False)
+    store = CountingStore(clock)
+    limiter = SharedRateLimiter(store, "k", 1, 1, clock=clock)
+    await limiter.aacquire_or_raise()
+    head = asyncio.create_task(limiter.aacquire_or_raise())  # due at 1
+    await settle()
+    clock.advance(0.5)
+    limiter.pause(5.0)  # a Retry-After: nothing before 5.5
+    await settle()
+    clock.advance(0.5)
+    await settle()
+    assert not head.done()  # not sent at 1, inside the pause: it asked again
+    clock.advance(4.5)
+    await asyncio.wait_for(head, 1)
+    assert limiter.last_grant_time == pytest.approx(5.5)
