@@ -225,8 +225,9 @@ def _worker(url: str, key: str, rate: float, burst: int, seconds: float, tasks: 
     clock = LatenessClock()
     limiter = SharedRateLimiter(store, key, rate, burst, name="bench", clock=clock)  # type: ignore[arg-type]
 
-    async def run() -> tuple[list[float], int]:
+    async def run() -> tuple[list[float], list[float], int]:
         times: list[float] = []
+        sent: list[float] = []  # wall clock as each grant returns to its caller: when it would be sent
         await store.atake(key, 0, rate, burst)  # connect and load the script before the clock starts
         barrier.wait()
         end = time.monotonic() + seconds
@@ -237,14 +238,15 @@ def _worker(url: str, key: str, rate: float, burst: int, seconds: float, tasks: 
                 # No await between the grant and this read: it is this grant's server time.
                 assert limiter.last_grant_time is not None
                 times.append(limiter.last_grant_time)
+                sent.append(time.time())
 
         await asyncio.gather(*(client() for _ in range(tasks)))
         await store.aclose()
-        return times, limiter.fallbacks_total
+        return times, sent, limiter.fallbacks_total
 
-    times, fallbacks = asyncio.run(run())
+    times, sent, fallbacks = asyncio.run(run())
     store.close()
-    out.put((os.getpid(), times, fallbacks, clock.lateness))
+    out.put((os.getpid(), times, sent, fallbacks, clock.lateness))
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,7 @@ class SharedLimitResult:
     seconds: float
     fallbacks: int
     lateness: list[float]  # how much later than asked every limiter sleep ended, all processes
+    sent: list[float]  # wall clock (one machine) as each grant returned to its caller, sorted
 
     def lateness_summary(self) -> str:
         """Sleeps per grant and their wake-up lateness (mean, p50, p99, in ms)."""
@@ -308,10 +311,12 @@ def run_shared_limit(
     per_process: list[int] = []
     fallbacks = 0
     lateness: list[float] = []
+    sent: list[float] = []
     try:
         for _ in procs:
-            _, got, fell, late = out.get(timeout=seconds + 60)
+            _, got, went, fell, late = out.get(timeout=seconds + 60)
             times.extend(got)
+            sent.extend(went)
             per_process.append(len(got))
             fallbacks += fell
             lateness.extend(late)
@@ -320,7 +325,9 @@ def run_shared_limit(
             proc.join(10)
             if proc.is_alive():
                 proc.kill()
-    return SharedLimitResult(sorted(times), per_process, processes, rate, burst, seconds, fallbacks, lateness)
+    return SharedLimitResult(
+        sorted(times), per_process, processes, rate, burst, seconds, fallbacks, lateness, sorted(sent)
+    )
 
 
 class _Usage:
@@ -501,6 +508,10 @@ def main() -> None:
         verdict = "bound held" if excess <= RESOLUTION * result.rate else "BOUND BROKEN"
         print(f"worst window excess over rate*W+burst = {excess:+.6f} ({verdict}: <= 2 us of refill, the script's")
         print("  resolution: due times are whole microseconds, carried as epoch-second floats)")
+        print(
+            f"on wall-clock times as grants reach their callers (what a provider would see, wake-up jitter "
+            f"included): worst window excess {worst_excess(result.sent, result.rate, result.burst):+.3f}"
+        )
         print()
     for tokens, calls in token_runs:
         span = tokens.sent[-1][0] - tokens.sent[0][0]
