@@ -18,7 +18,8 @@ Three inputs set the rate a target's limiter paces at (``effective``), after a s
   limit, never below ``FLOOR``;
 - **timing** (at a known limit: configured or stated): a 429 whose Retry-After is shorter than ``SHORT`` says
   "strict spacing, you are early (by the Retry-After)": the spacing widens by that much (the rate is divided by
-  ``1 + margin``; at least ``MARGIN_STEP``, at most ``MAX_MARGIN_STEP`` a 429, up to ``MAX_MARGIN``), and narrows
+  ``1 + margin``; at least ``MARGIN_STEP``; earlier than ``MAX_MARGIN_STEP`` of the spacing is a stall no margin
+  covers, which widens it by ``MARGIN_STEP`` only; up to ``MAX_MARGIN`` in all), and narrows
   again by ``MARGIN_STEP / MARGIN_DECAY`` per success, so the margin settles where about one answer in
   ``MARGIN_DECAY`` is early.
 
@@ -166,8 +167,11 @@ class AdaptiveRate:
             early = self._early(retry_after)
             if early:
                 # Widen by how early it was: 1 % a 429 took 4-5 early answers to cover a 2-3 ms jitter and
-                # left 3.6-4.2 % 429s at a strict 20/s provider; a cap keeps one stalled outlier from costing much.
-                step = min(MAX_MARGIN_STEP, max(MARGIN_STEP, (retry_after or 0.0) * self.effective))
+                # left 3.6-4.2 % 429s at a strict 20/s provider. Far earlier is a stall (a request held, the
+                # next ones bunched behind it), which no margin covers: that widens by the least step only.
+                step = max(MARGIN_STEP, (retry_after or 0.0) * self.effective)
+                if step > MAX_MARGIN_STEP:
+                    step = MARGIN_STEP
                 self.margin = min(MAX_MARGIN, self.margin + step)
             # A stated limit is the provider's own word: its 429s are timing (the margin) or a pause, not a cut.
             cut = self.adaptive and self.stated is None and not early
