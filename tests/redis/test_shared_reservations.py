@@ -364,3 +364,48 @@ async def test_a_pause_voids_the_reservation_this_process_holds_inside_it() -> N
     clock.advance(4.5)
     await asyncio.wait_for(head, 1)
     assert limiter.last_grant_time == pytest.approx(5.5)
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_cancellations_and_timeouts_in_three_processes_never_break_the_bound(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    clock = FakeClock(auto_advance=False)
+    store = MemoryStateStore(clock)
+    processes = [SharedRateLimiter(store, "k", 2, 2, clock=clock) for _ in range(3)]
+    grants: list[float] = []
+    outcomes: list[str] = []
+
+    async def call(limiter: SharedRateLimiter, timeout: float | None) -> None:
+        try:
+            await limiter.aacquire_or_raise(timeout=timeout)
+        except RateLimitExceededError:
+            outcomes.append("rejected")
+            return
+        assert limiter.last_grant_time is not None
+        grants.append(limiter.last_grant_time)
+        outcomes.append("granted")
+
+    tasks: list[asyncio.Task[None]] = []
+    for _ in range(120):
+        for _ in range(rng.randrange(3)):
+            timeout = rng.choice([None, 0.5, 1.0, 3.0])
+            tasks.append(asyncio.create_task(call(rng.choice(processes), timeout)))
+        await settle()
+        live = [task for task in tasks if not task.done()]
+        if live and rng.random() < 0.3:
+            rng.choice(live).cancel()
+        await settle()
+        clock.advance(rng.choice([0.0, 0.05, 0.2, 0.5]))
+        await settle()
+    for _ in range(1000):  # let every waiter left finish: nobody is stranded
+        if all(task.done() for task in tasks):
+            break
+        clock.advance(0.5)
+        await settle()
+    assert all(task.done() for task in tasks)
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert worst_excess(grants, 2, 2) <= 1e-6
+    assert outcomes.count("granted") == len(grants) > 0
+    assert all(limiter.waiting == 0 for limiter in processes)
