@@ -11,6 +11,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from . import departures
 from .clock import Clock
 from .config import ResilientConfig
 from .errors.classify import classify_error
@@ -48,6 +49,8 @@ class Ticket:
         self.reserved = reserved
         """The call's token reservation (token limits): reconciled on success, given back otherwise."""
         self._settled = False
+        if departures.enabled and state.limiter is not None:
+            departures.granted(state.limiter, state.limiter.clock.now())
 
     @property
     def target(self) -> str:

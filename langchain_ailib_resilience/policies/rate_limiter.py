@@ -18,6 +18,9 @@ from ._bucket import EPSILON as _EPSILON
 from ._bucket import apply_bucket
 from ._waiter import Waiter
 
+_LEADS = 32
+_MAX_DEPARTURE = 1.0  # a longer grant-to-departure delay is not this grant's (a stale one): ignored
+
 
 class RateLimiter:
     """A token bucket: ``requests_per_second`` tokens refill per second, up to ``burst_size`` in the bucket.
@@ -71,6 +74,11 @@ class RateLimiter:
         self._queued_tokens = 0.0
         self.granted_total = 0
         self.rejected_total = 0
+        self._leads: deque[float] = deque(maxlen=_LEADS)  # recent grant-to-departure delays
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     @property
     def requests_per_second(self) -> float:
@@ -281,6 +289,26 @@ class RateLimiter:
                 self._tokens = max(0.0, self._tokens - tokens)
 
     # --- pacing -------------------------------------------------------------------------------------------
+
+    def departed(self, granted_at: float) -> None:
+        """The request granted at ``granted_at`` leaves now: count the spacing from its departure. The bucket
+        is brought down to what it would hold had the token been taken now, less the least delay seen lately
+        (every request takes at least that long to leave, so the next grant anticipates it), never below empty:
+        one late departure delays the next grant by at most one interval."""
+        with self._lock:
+            now = self._clock.now()
+            delay = now - granted_at
+            if not 0.0 <= delay < _MAX_DEPARTURE:
+                return
+            lead = self._leads
+            lead.append(delay)
+            late = delay - min(lead)
+            if late <= 0.0:
+                return
+            self._refill(now)
+            level = self._tokens
+            if level > 0.0:
+                self._tokens = max(0.0, level - late * self.rate)
 
     def pause(self, seconds: float) -> None:
         """Grant nothing for ``seconds`` to anyone (the provider said so: a Retry-After, an exhausted limit);

@@ -469,6 +469,10 @@ class SharedRateLimiter(RateLimiter):
             if self._waiters:
                 self._waiters[0].wake()
 
+    def departed(self, granted_at: float) -> None:
+        """Not re-counted: the shared bucket spaces grants on the store's clock (a store call per request to move
+        it would cost more than the few ms it corrects)."""
+
     def debit(self, tokens: float) -> None:
         """Charge tokens used beyond those taken, in the shared bucket: as many as it holds (read, then taken; a
         race with another process can only charge less), never below zero. On an event loop, by a task."""

@@ -48,6 +48,7 @@ from typing import Any
 
 from litellm.integrations.custom_logger import CustomLogger
 
+from ... import departures
 from ...clock import SYSTEM_CLOCK, Clock
 from ...config import ResilientConfig
 from ...errors.classify import classify_error
@@ -253,6 +254,7 @@ class ResilienceCallback(CustomLogger):
         self._states: dict[str, TargetState] = {}
         self._warned_sdk_retries = False
         self._warned_sdk_rejection = False
+        departures.enable()  # its own ``log_pre_api_call`` sees each gated request leave
 
     def __repr__(self) -> str:
         return f"ResilienceCallback(instance_id={self.instance_id!r}, targets={list(self._targets)!r})"
@@ -444,6 +446,9 @@ class ResilienceCallback(CustomLogger):
         self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
         self._on_failure(kwargs)
+
+    def log_pre_api_call(self, model: Any, messages: Any, kwargs: Any) -> None:
+        departures.departed()  # the gated request leaves now: its limiter counts the spacing from here
 
     def log_success_event(self, kwargs: dict[str, Any], response_obj: Any, start_time: Any, end_time: Any) -> None:
         self._on_success(kwargs, response_obj)

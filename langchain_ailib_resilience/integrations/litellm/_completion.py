@@ -26,6 +26,7 @@ from ...policies.tokens import TokenCost
 from ...registry import Registry
 from ...token_estimate import lazy_cost
 from ._common import coerce_config, managed_call_id, provider_and_model, target_key
+from ._departure import install as install_departures
 
 # LiteLLM's own retry machinery; each would multiply our attempts or hide them from the policies.
 _FORCED = {"num_retries": 0, "max_retries": 0}
@@ -157,6 +158,7 @@ def _executor(
             "share_state=False gives resilient_(a)completion a new, empty breaker and limiter on every call, so "
             "its circuit could never open: keep one scope and pass it on each call instead (registry=Registry())"
         )
+    install_departures()
     return ResilientExecutor(resolved, registry=registry, clock=clock, listeners=listeners)
 
 
