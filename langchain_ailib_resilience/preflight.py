@@ -49,8 +49,8 @@ class Ticket:
         self.reserved = reserved
         """The call's token reservation (token limits): reconciled on success, given back otherwise."""
         self._settled = False
-        if departures.enabled and state.limiter is not None:
-            departures.granted(state.limiter, state.limiter.clock.now())
+        if departures.enabled and state.pacer is not None and state.pacer.strict:
+            departures.granted(state.pacer.limiter, state.pacer.clock.now())
 
     @property
     def target(self) -> str:

@@ -84,6 +84,10 @@ class AdaptiveRate:
         self.stated_by: str | None = None
         self.aimd: float | None = None  # req/s from 429 feedback
         self.margin = 0.0
+        self.strict = False
+        """The provider has shown it enforces a strict spacing (a few-ms-early 429): from then on the spacing is
+        counted from each request's departure (``departures``); a tolerant provider's burst absorbs the few ms
+        between grant and send, and counting them there only cost 1 % of goodput."""
         self.probing: float | None = START_RATE if adaptive and ceiling is None else None
         """The slow start's rate while nothing is known; ``None`` once a 429 or a stated limit ended it."""
         self._last_decrease = -math.inf
@@ -166,6 +170,7 @@ class AdaptiveRate:
         with self._lock:
             early = self._early(retry_after)
             if early:
+                self.strict = True
                 # Widen by how early it was: 1 % a 429 took 4-5 early answers to cover a 2-3 ms jitter and
                 # left 3.6-4.2 % 429s at a strict 20/s provider. Far earlier is a stall (a request held, the
                 # next ones bunched behind it), which no margin covers: that widens by the least step only.

@@ -147,6 +147,21 @@ def test_aimd_cuts_once_per_wave_then_probes_back_up() -> None:
     assert rate.source == "configured"
 
 
+def test_only_a_few_ms_early_429_at_a_known_limit_marks_the_provider_strict() -> None:
+    clock = FakeClock()
+    rate = pacer(clock)  # nothing known: a short Retry-After is over the limit
+    rate.rate_limited(0.002)
+    assert not rate.strict
+    rate = pacer(clock, ceiling=20.0, adaptive_on=False)  # a configured limit
+    rate.rate_limited(1.0)
+    assert not rate.strict
+    rate.rate_limited(0.002)
+    assert rate.strict
+    for _ in range(1000):
+        rate.succeeded()
+    assert rate.strict and rate.margin == 0.0  # a fact about the provider: it stays when the margin is gone
+
+
 def test_an_early_429_widens_the_spacing_by_how_early_it_was_unless_it_was_a_stall() -> None:
     # 2 ms early at 20/s (50 ms apart) is 4 % of the spacing: it widened by 1 %, and 4-5 more early answers
     # came before the margin covered the jitter. Widened by the earliness now.
