@@ -216,10 +216,7 @@ class SharedRateLimiter(RateLimiter):
                 self._store_failed(exc)
             else:
                 return self._hold(waiter, self._store_answered(reply, waiter.amount), reply.time, True)
-        with self._lock:
-            now = self._clock.now()
-            wait = self._take(waiter.amount, now, reserve=reserve)
-        return self._hold(waiter, wait, now, False)
+        return self._local_head_take(waiter, reserve)
 
     async def _ahead_take(self, waiter: _SharedWaiter) -> float:
         reserve = self._reserve(waiter)
@@ -236,6 +233,10 @@ class SharedRateLimiter(RateLimiter):
                 raise
             else:
                 return self._hold(waiter, self._store_answered(reply, waiter.amount), reply.time, True)
+        return self._local_head_take(waiter, reserve)
+
+    def _local_head_take(self, waiter: _SharedWaiter, reserve: float) -> float:
+        """The head's ask of the local fallback bucket (the store is down or not due to be retried)."""
         with self._lock:
             now = self._clock.now()
             wait = self._take(waiter.amount, now, reserve=reserve)
