@@ -130,3 +130,15 @@ async def test_departures_count_only_once_the_provider_showed_a_strict_spacing(
     state.pacer.rate_limited(0.002)  # 2 ms early at a configured limit: the provider spaces strictly
     await call()
     assert state.pacer.strict and len(seen) == 1
+
+
+async def test_resilient_chat_model_over_a_users_chatlitellm_reports_the_departure(
+    departed: list[float], emulator: ProviderEmulator
+) -> None:
+    from langchain_litellm import ChatLiteLLM
+
+    litellm.logging_callback_manager._reset_all_callbacks()  # nothing installed by an earlier test
+    inner = ChatLiteLLM(model="openai/dep-f", api_base=emulator.openai_base, api_key="sk-emulator")
+    model = ResilientChatModel(CONFIG, model=inner, registry=Registry())
+    await model.ainvoke("hi")
+    assert len(departed) == 1

@@ -166,7 +166,6 @@ def instance_target(model: BaseChatModel, provider: str | None, model_name: str 
     base = endpoint_of(model)
     if model_name and "/" in model_name and type(model).__module__.startswith("langchain_litellm"):
         # ChatLiteLLM reports a LiteLLM id ("openai/gpt-4o"): named exactly as LiteLLM's own entry points do.
-        _install_departures()
         return target_key(model_name, api_base=base, custom_llm_provider=getattr(model, "custom_llm_provider", None))
     if provider and model_name:
         label = model_name if model_name.startswith(f"{provider}/") else f"{provider}/{model_name}"
@@ -312,20 +311,17 @@ def build_model(
         model = without_own_retries(spec.source) if own_retries_off else spec.source
     if output_version is not None and model.output_version != output_version:
         model = model.model_copy(update={"output_version": output_version})
+    if type(model).__module__.startswith("langchain_litellm"):
+        # It sends through LiteLLM: its pre-API-call hook can tell the limiter when a request leaves.
+        from ..litellm._departure import install
+
+        install()
     return model
-
-
-def _install_departures() -> None:
-    """ChatLiteLLM sends through LiteLLM: its pre-API-call hook can tell the limiter when a request leaves."""
-    from ..litellm._departure import install
-
-    install()
 
 
 def _chat_litellm(spec: TargetSpec, *, own_retries_off: bool, standard: Mapping[str, Any]) -> BaseChatModel:
     with _build_lock:  # the first import of langchain_litellm is not thread-safe to race
         from langchain_litellm import ChatLiteLLM
-    _install_departures()
 
     kwargs: dict[str, Any] = {k: v for k, v in standard.items() if v is not None}
     fields = _chat_litellm_fields()

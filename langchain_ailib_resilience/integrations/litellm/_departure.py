@@ -28,6 +28,6 @@ def install() -> None:
     if departures.enabled and _HOOK in litellm.input_callback:
         return
     with _lock:
-        if not any(callback is _HOOK for callback in litellm.input_callback):
+        if _HOOK not in litellm.input_callback:
             litellm.logging_callback_manager.add_litellm_input_callback(_HOOK)
         departures.enable()
