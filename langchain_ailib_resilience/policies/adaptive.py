@@ -121,12 +121,16 @@ class AdaptiveRate:
             return "headers"
         return "configured" if self.ceiling is not None else "unlearned"
 
+    def _allowed(self) -> float:
+        """The rate before the spacing margin: the learned one, else the slow start's, else in effect no limit."""
+        learned = self.learned
+        if learned is not None:
+            return learned
+        return UNLEARNED_RATE if self.probing is None else self.probing
+
     @property
     def effective(self) -> float:
-        learned = self.learned
-        if learned is None:
-            learned = UNLEARNED_RATE if self.probing is None else self.probing
-        return learned / (1.0 + self.margin)
+        return self._allowed() / (1.0 + self.margin)
 
     # --- learning -----------------------------------------------------------------------------------------
 
@@ -193,9 +197,7 @@ class AdaptiveRate:
         Measured even once an AIMD rate is set: cutting the *allowed* rate (850/s after a first cut from the
         unlearned rate) by 15 % a second took 19 s of 429s to come down to a 20/s provider.
         """
-        allowed = self.aimd if self.aimd is not None else self._bound()
-        if allowed is None:
-            allowed = UNLEARNED_RATE if self.probing is None else self.probing
+        allowed = self._allowed()
         measured = self._answered(now)
         if measured is not None:
             # Never below half of what was allowed in one cut: while retries wait out their backoff the answers
