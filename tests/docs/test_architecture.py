@@ -58,6 +58,7 @@ def test_the_document_cites_code() -> None:
 
 @pytest.mark.parametrize("name", cited_names(DOC.read_text()))
 def test_cited_name_exists(name: str) -> None:
+    """Fails by raising: ``resolve`` raises for a name the code does not have (``test_a_wrong_name_fails``)."""
     resolve(name)
 
 

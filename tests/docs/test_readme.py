@@ -149,25 +149,41 @@ def test_opted_out_blocks_say_why() -> None:
             assert len(block.no_run) >= 10, f"README.md:{block.line}: say why this block cannot run here"
 
 
-@pytest.mark.parametrize("block", BLOCKS, ids=[f"README.md:{b.line}" for b in BLOCKS])
-def test_readme_block_runs(block: Block, readme_env: ProviderEmulator) -> None:
-    if block.no_run is not None:
-        pytest.skip(f"README.md:{block.line} opted out: {block.no_run}")
+def run_block(block: Block, timeout: float = BLOCK_TIMEOUT) -> None:
+    """Run one block as the rules above say; whatever it raises (a failed ``assert`` in it too) propagates."""
     # Padded so tracebacks name the README's own line numbers.
     code = compile("\n" * (block.line - 1) + block.code, str(README), "exec")
     reset_registry()
     saved = _litellm_callback_lists()
     previous = signal.signal(signal.SIGALRM, _on_alarm)
-    signal.setitimer(signal.ITIMER_REAL, BLOCK_TIMEOUT)
+    signal.setitimer(signal.ITIMER_REAL, timeout)
     try:
         exec(code, {"__name__": "__main__", "__file__": str(README)})
     except _BlockTimeout:
-        pytest.fail(f"README.md:{block.line}: the block ran longer than {BLOCK_TIMEOUT}s")
+        pytest.fail(f"README.md:{block.line}: the block ran longer than {timeout}s")
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
         _restore_litellm(saved)
         reset_registry()
+
+
+@pytest.mark.parametrize("block", BLOCKS, ids=[f"README.md:{b.line}" for b in BLOCKS])
+def test_readme_block_runs(block: Block, readme_env: ProviderEmulator) -> None:
+    """Fails by raising: the block's own asserts and errors, or its timeout (``test_a_broken_block_fails``)."""
+    if block.no_run is not None:
+        pytest.skip(f"README.md:{block.line} opted out: {block.no_run}")
+    run_block(block)
+
+
+def test_a_broken_block_fails() -> None:
+    """The harness cannot pass a block that fails: a false assert, an error, or one that never ends."""
+    with pytest.raises(AssertionError, match="README"):
+        run_block(Block(3, "assert 1 == 2, 'README sample broke'\n", None))
+    with pytest.raises(NameError):
+        run_block(Block(3, "undefined_name\n", None))
+    with pytest.raises(pytest.fail.Exception, match="ran longer"):
+        run_block(Block(3, "import time\nwhile True:\n    time.sleep(0.01)\n", None), timeout=0.2)
 
 
 def test_the_harness_finds_blocks_and_markers() -> None:
